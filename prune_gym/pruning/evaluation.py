@@ -1,0 +1,66 @@
+"""Scoring keep-masks on the reward split, with a bounded cache keyed by the mask."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import torch
+
+from prune_gym.pruning.network import KeepMask, PrunableNetwork
+
+
+class MaskEvaluator:
+    """Accuracy of a :class:`PrunableNetwork` under keep-masks, on fixed labelled samples.
+
+    The samples stay on the model's device as contiguous tensors and are scored
+    in ``torch.inference_mode`` in batches of ``batch_size``. Results are kept
+    in an LRU cache of ``cache_size`` masks (0 disables it); ``hits``/``misses``
+    count its use.
+    """
+
+    def __init__(self, network: PrunableNetwork, x: torch.Tensor, y: torch.Tensor, batch_size: int = 100, cache_size: int = 4096) -> None:
+        if len(x) != len(y) or len(x) == 0:
+            raise ValueError(f"need the same positive number of samples and labels, got {len(x)} and {len(y)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        device = next(network.model.parameters()).device
+        self.network = network
+        self.x = x.to(device).contiguous()
+        self.y = y.to(device).contiguous()
+        self.batch_size = batch_size
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, float] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def accuracy(self, keep: KeepMask) -> float:
+        """Fraction of the samples the network pruned by ``keep`` classifies correctly."""
+        key = np.packbits(np.concatenate([np.asarray(m, dtype=bool) for m in keep])).tobytes()
+        if key in self._cache:
+            self.hits += 1
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        self.misses += 1
+        value = self._evaluate(keep)
+        if self.cache_size > 0:
+            self._cache[key] = value
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return value
+
+    def _evaluate(self, keep: KeepMask) -> float:
+        model = self.network.model
+        was_training = model.training
+        model.eval()
+        self.network.apply_masks(keep)
+        try:
+            correct = 0
+            with torch.inference_mode():
+                for start in range(0, len(self.x), self.batch_size):
+                    logits = model(self.x[start:start + self.batch_size])
+                    correct += int((logits.argmax(dim=1) == self.y[start:start + self.batch_size]).sum())
+        finally:
+            self.network.remove_masks()
+            model.train(was_training)
+        return correct / len(self.x)
