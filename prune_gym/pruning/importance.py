@@ -4,7 +4,7 @@ Every criterion maps one :class:`~prune_gym.pruning.network.ChannelGroup` to a
 score per channel of the group (aggregated over the group's coupled layers).
 torch-pruning's importance classes are used where they exist:
 
-* ``l1`` / ``l2``: group L1 / L2 norm of the filters (``tp.importance.GroupMagnitudeImportance``),
+* ``l1`` / ``l2``: L1 / L2 norm of each filter of the group's root conv (Li et al. 2017; ``tp.importance.GroupMagnitudeImportance``),
 * ``bn-scale``: |gamma| of the group's BatchNorms (``tp.importance.BNScaleImportance``; network slimming),
 * ``fpgm``: distance to the geometric median of the layer's filters (``tp.importance.FPGMImportance``),
 
@@ -86,8 +86,8 @@ def cluster_redundancy(group: "ChannelGroup", cluster_fraction: float = 0.25, se
 
 
 IMPORTANCE_CRITERIA: dict[str, Criterion] = {
-    "l1": _torch_pruning(tp.importance.GroupMagnitudeImportance(p=1, normalizer=None), "l1"),
-    "l2": _torch_pruning(tp.importance.GroupMagnitudeImportance(p=2, normalizer=None), "l2"),
+    "l1": _torch_pruning(tp.importance.GroupMagnitudeImportance(p=1, group_reduction="first", normalizer=None), "l1"),
+    "l2": _torch_pruning(tp.importance.GroupMagnitudeImportance(p=2, group_reduction="first", normalizer=None), "l2"),
     "std": filter_std,
     "bn-scale": _torch_pruning(tp.importance.BNScaleImportance(normalizer=None), "bn-scale"),
     "fpgm": _torch_pruning(tp.importance.FPGMImportance(normalizer=None), "fpgm"),
