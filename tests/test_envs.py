@@ -188,7 +188,10 @@ def test_render_ansi_lists_decisions():
 
 
 def test_async_vector_env_runs_episodes():
-    envs = gym.vector.AsyncVectorEnv([lambda: make() for _ in range(2)], context="fork")
+    # spawn, not fork: a forked child of a process whose torch thread pool is running can deadlock
+    envs = gym.make_vec("prune_gym:LayerRate-v0", num_envs=2, vectorization_mode="async",
+                        vector_kwargs={"context": "spawn"}, **DIGITS)
+    assert isinstance(envs, gym.vector.AsyncVectorEnv)
     try:
         envs.reset(seed=0)
         finished = 0

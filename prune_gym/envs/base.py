@@ -44,7 +44,7 @@ class PruningEnv(gym.Env):
         render_mode: ``None`` or ``"ansi"`` (a text table of the episode's decisions).
     """
 
-    metadata = {"render_modes": ["ansi"]}
+    metadata = {"render_modes": ["ansi"], "render_fps": 4}
     default_observation = "layer"
 
     def __init__(

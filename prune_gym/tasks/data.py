@@ -1,0 +1,197 @@
+"""Named image datasets held in memory as normalised tensors, and the three splits of a task.
+
+Datasets: ``digits`` (scikit-learn's 1797 bundled 8x8 digits, resized to
+28x28; present everywhere, never downloads), ``mnist``, ``fashion-mnist``,
+``cifar10`` (torchvision; downloaded into the data root when missing and
+online), ``cifar10-subset`` (``<root>/cifar10-subset.npz``). The data root is
+``prune_gym.paths.data_root()``.
+
+Splits: ``train`` (what the model is trained on), ``reward`` (held out of the
+training set by a seeded permutation; what environments score accuracy on, as
+AMC does) and ``test`` (the dataset's own test set, only for final reports).
+Held as tensors, not DataLoaders: twice as fast on a CPU.
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from prune_gym.errors import DatasetUnavailableError
+from prune_gym.paths import data_root
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+_STATS = {  # per-channel (mean, std) of the training images in [0, 1]
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion-mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+}
+_STATS["cifar10-subset"] = _STATS["cifar10"]
+
+
+@dataclass(frozen=True)
+class DatasetArrays:
+    """A labelled dataset: float32 NCHW images (normalised) and int64 labels, train and test."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes (largest label + 1)."""
+        return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """The three disjoint splits of a task (images normalised as the model was trained)."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    reward_x: torch.Tensor
+    reward_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    def to(self, device: str | torch.device) -> "Splits":
+        """The same splits as contiguous tensors on ``device``."""
+        return Splits(*(getattr(self, name).to(device).contiguous() for name in self.__dataclass_fields__))
+
+
+def _normalise(images: torch.Tensor, name: str) -> torch.Tensor:
+    """uint8 or [0, 1] images (N, C, H, W) -> float32 normalised with the dataset's statistics."""
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    mean, std = _STATS[name]
+    return ((x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)).contiguous()
+
+
+def _unavailable(name: str, folder: Path, how: str, cause: Exception | None = None) -> DatasetUnavailableError:
+    detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
+    return DatasetUnavailableError(
+        f"dataset {name!r} is not in {folder} and could not be downloaded{detail}. {how} "
+        f"(the data root is the `root` argument, else $PRUNE_GYM_DATA, else the prune_gym cache)"
+    )
+
+
+def _load_digits(root: Path, download: bool) -> DatasetArrays:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    images = torch.from_numpy(digits.images / 16.0).float().unsqueeze(1)
+    images = F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False).clamp(0, 1)
+    labels = torch.from_numpy(digits.target).long()
+    train, test = train_test_split(np.arange(len(labels)), test_size=0.2, stratify=digits.target, random_state=0)
+    mean, std = images[train].mean(), images[train].std()
+    images = ((images - mean) / std).contiguous()
+    return DatasetArrays(images[train], labels[train], images[test], labels[test])
+
+
+def _torchvision(name: str, cls_name: str, folder_hint: str, prepare: Callable[[Path], None] | None = None):
+    def load(root: Path, download: bool) -> DatasetArrays:
+        import torchvision
+
+        if prepare is not None:
+            prepare(root)
+        cls = getattr(torchvision.datasets, cls_name)
+        try:
+            try:
+                train, test = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+            except RuntimeError:
+                if not download:
+                    raise
+                train, test = cls(str(root), train=True, download=True), cls(str(root), train=False, download=True)
+        except Exception as error:  # torchvision raises RuntimeError, URLError, OSError... when missing and offline
+            raise _unavailable(name, root / folder_hint, f"Run once on a machine with internet access (torchvision downloads it), "
+                               f"or copy the torchvision files to {root / folder_hint}.", error) from error
+
+        def tensors(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+            data = torch.as_tensor(np.asarray(dataset.data))
+            data = data.unsqueeze(1) if data.dim() == 3 else data.permute(0, 3, 1, 2)
+            return _normalise(data, name), torch.as_tensor(np.asarray(dataset.targets)).long()
+
+        return DatasetArrays(*tensors(train), *tensors(test))
+
+    return load
+
+
+def _copy_debian_fashion_mnist(root: Path) -> None:
+    """Unpack Debian's ``dataset-fashion-mnist`` .gz files where torchvision looks, if needed."""
+    raw = root / "FashionMNIST" / "raw"
+    sources = sorted(DEBIAN_FASHION_MNIST.glob("*-ubyte.gz")) if DEBIAN_FASHION_MNIST.is_dir() else []
+    for source in sources:
+        target = raw / source.name[:-3]
+        if not target.exists():
+            raw.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".partial")
+            with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            partial.replace(target)
+
+
+def _load_cifar10_subset(root: Path, download: bool) -> DatasetArrays:
+    path = root / "cifar10-subset.npz"
+    if not path.is_file():
+        raise _unavailable("cifar10-subset", root, "It is a fixed subset of CIFAR-10 shipped with the project's shared data: "
+                           "set PRUNE_GYM_DATA to the folder holding cifar10-subset.npz, or use the task on full 'cifar10'.")
+    with np.load(path) as archive:
+        arrays = {key: torch.from_numpy(archive[key]) for key in ("x_train", "y_train", "x_test", "y_test")}
+    return DatasetArrays(_normalise(arrays["x_train"], "cifar10-subset"), arrays["y_train"].long(),
+                         _normalise(arrays["x_test"], "cifar10-subset"), arrays["y_test"].long())
+
+
+_LOADERS: dict[str, Callable[[Path, bool], DatasetArrays]] = {
+    "digits": _load_digits,
+    "mnist": _torchvision("mnist", "MNIST", "MNIST/raw"),
+    "fashion-mnist": _torchvision("fashion-mnist", "FashionMNIST", "FashionMNIST/raw", _copy_debian_fashion_mnist),
+    "cifar10": _torchvision("cifar10", "CIFAR10", "cifar-10-batches-py"),
+    "cifar10-subset": _load_cifar10_subset,
+}
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`load_dataset`."""
+    return sorted(_LOADERS)
+
+
+@lru_cache(maxsize=8)
+def _cached(name: str, root: Path, download: bool) -> DatasetArrays:
+    return _LOADERS[name](root, download)
+
+
+def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> DatasetArrays:
+    """Load a named dataset into memory (cached per process).
+
+    Raises:
+        ValueError: unknown name (the message lists the known ones).
+        DatasetUnavailableError: the files are missing and cannot be downloaded.
+    """
+    if name not in _LOADERS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {list_datasets()}")
+    return _cached(name, data_root(root).expanduser().resolve(), download)
+
+
+def make_splits(arrays: DatasetArrays, reward_size: int, seed: int = 0) -> Splits:
+    """Hold ``reward_size`` training images out as the reward split (seeded permutation); test = the test set."""
+    n = len(arrays.y_train)
+    if not 0 < reward_size < n:
+        raise ValueError(f"reward_size must be between 1 and {n - 1} (the training set has {n} images), got {reward_size}")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    reward, train = order[:reward_size].sort().values, order[reward_size:].sort().values
+    return Splits(arrays.x_train[train].contiguous(), arrays.y_train[train], arrays.x_train[reward].contiguous(),
+                  arrays.y_train[reward], arrays.x_test, arrays.y_test)

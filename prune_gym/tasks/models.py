@@ -1,0 +1,196 @@
+"""The model zoo: the CNNs of the pruning literature, in their CIFAR/MNIST variants.
+
+=================  =====================================  =================
+name               what                                   published (MACs / params)
+=================  =====================================  =================
+``lenet5``         LeNet-5 for 28x28 grey images           -
+``vgg16``          VGG-16 with BatchNorm (Li et al. 2017)  3.13e8 / 1.5e7
+``resnet20``       CIFAR ResNet-20 (He et al. 2016)        4.1e7 / 2.7e5
+``resnet56``       CIFAR ResNet-56                         1.25e8 / 8.5e5
+``resnet110``      CIFAR ResNet-110                        2.53e8 / 1.72e6
+``plain20``        ResNet-20 without shortcuts (AMC)       -
+``mobilenetv2``    MobileNetV2 for 32x32 inputs            -
+=================  =====================================  =================
+
+The ResNets use projection shortcuts (1x1 conv + BatchNorm) where the shape
+changes, so torch-pruning can trace the channel coupling of residual adds.
+Every model ends with its classifier: the last ``nn.Linear`` in module order.
+MACs are multiply-accumulates of conv and linear layers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+_VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+_MOBILENETV2_LAYOUT = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def _conv_bn(in_channels: int, out_channels: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> list[nn.Module]:
+    return [nn.Conv2d(in_channels, out_channels, kernel, stride, padding=kernel // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(out_channels)]
+
+
+def _init_weights(model: nn.Module) -> nn.Module:
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+    return model
+
+
+class LeNet5(nn.Module):
+    """LeNet-5 for 28x28 inputs: two 5x5 convs (6, 16 filters) and three linear layers."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class VGG16(nn.Module):
+    """VGG-16 with BatchNorm for CIFAR (Li et al. 2017): 13 3x3 convs, then 512-512-classes linear layers."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in _VGG16_LAYOUT:
+            if width == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [*_conv_bn(in_channels, width), nn.ReLU()]
+                in_channels = width
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, num_classes),
+        )
+        _init_weights(self)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers with an identity or projection shortcut (none for plain networks)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, residual: bool) -> None:
+        super().__init__()
+        self.residual = residual
+        self.conv1, self.bn1 = _conv_bn(in_channels, out_channels, stride=stride)
+        self.conv2, self.bn2 = _conv_bn(out_channels, out_channels)
+        self.relu = nn.ReLU()
+        projection = residual and (stride != 1 or in_channels != out_channels)
+        self.shortcut = nn.Sequential(*_conv_bn(in_channels, out_channels, kernel=1, stride=stride)) if projection else nn.Identity()
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+        if self.residual:
+            out = out + self.shortcut(x)
+        return self.relu(out)
+
+
+class CifarResNet(nn.Module):
+    """He et al.'s CIFAR ResNet of depth 6n+2 (stages of 16/32/64 channels); ``residual=False`` gives the plain net."""
+
+    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3, residual: bool = True) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 56, 110, ...), got {depth}")
+        blocks = (depth - 2) // 6
+        self.stem = nn.Sequential(*_conv_bn(in_channels, 16), nn.ReLU())
+        stages, width = [], 16
+        for stage, out_channels in enumerate((16, 32, 64)):
+            for index in range(blocks):
+                stride = 2 if stage > 0 and index == 0 else 1
+                stages.append(BasicBlock(width, out_channels, stride, residual))
+                width = out_channels
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.fc = nn.Linear(64, num_classes)
+        _init_weights(self)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.stages(self.stem(x))))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expansion, 3x3 depthwise, 1x1 projection; residual when shapes match."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, expansion: int) -> None:
+        super().__init__()
+        hidden = in_channels * expansion
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers += [*_conv_bn(in_channels, hidden, kernel=1), nn.ReLU6()]
+        layers += [*_conv_bn(hidden, hidden, stride=stride, groups=hidden), nn.ReLU6(), *_conv_bn(hidden, out_channels, kernel=1)]
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and in_channels == out_channels
+
+    def forward(self, x):
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+class MobileNetV2(nn.Module):
+    """MobileNetV2 for 32x32 inputs: stride-1 stem and second stage (as in kuangliu/pytorch-cifar)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [*_conv_bn(in_channels, 32), nn.ReLU6()]
+        width = 32
+        for expansion, out_channels, repeats, stride in _MOBILENETV2_LAYOUT:
+            for index in range(repeats):
+                layers.append(InvertedResidual(width, out_channels, stride if index == 0 else 1, expansion))
+                width = out_channels
+        layers += [*_conv_bn(width, 1280, kernel=1), nn.ReLU6(), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Linear(1280, num_classes)
+        _init_weights(self)
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+_ZOO: dict[str, tuple[Callable[..., nn.Module], tuple[int, int, int]]] = {
+    "lenet5": (LeNet5, (1, 28, 28)),
+    "vgg16": (VGG16, (3, 32, 32)),
+    "resnet20": (lambda **kw: CifarResNet(20, **kw), (3, 32, 32)),
+    "resnet56": (lambda **kw: CifarResNet(56, **kw), (3, 32, 32)),
+    "resnet110": (lambda **kw: CifarResNet(110, **kw), (3, 32, 32)),
+    "plain20": (lambda **kw: CifarResNet(20, residual=False, **kw), (3, 32, 32)),
+    "mobilenetv2": (MobileNetV2, (3, 32, 32)),
+}
+
+
+def list_models() -> list[str]:
+    """Names accepted by :func:`build_model`."""
+    return sorted(_ZOO)
+
+
+def _entry(name: str) -> tuple[Callable[..., nn.Module], tuple[int, int, int]]:
+    try:
+        return _ZOO[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown model {name!r}; known models: {list_models()}") from None
+
+
+def default_input_shape(name: str) -> tuple[int, int, int]:
+    """The (C, H, W) input a zoo model is built for."""
+    return _entry(name)[1]
+
+
+def build_model(name: str, num_classes: int = 10, in_channels: int | None = None) -> nn.Module:
+    """A freshly initialised zoo model (``in_channels`` defaults to the model's usual input)."""
+    factory, shape = _entry(name)
+    return factory(num_classes=num_classes, in_channels=shape[0] if in_channels is None else in_channels)

@@ -1,0 +1,226 @@
+"""Pruning tasks: a dataset + a CNN + its trained checkpoint + fixed splits, addressed by name.
+
+Built-in tasks are listed by ``prune_gym.list_tasks()``; register your own with
+:func:`register_task` (any ``nn.Module`` and tensors or torchvision-style
+datasets, no subclassing). Checkpoints live in ``prune_gym.paths.cache_dir()``
+and are loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import nn
+
+from prune_gym.errors import CheckpointMissingError
+from prune_gym.paths import checkpoint_path
+from prune_gym.tasks.data import DatasetArrays, Splits, load_dataset, make_splits
+from prune_gym.tasks.models import build_model
+from prune_gym.tasks.training import TrainingConfig, TrainResult, load_checkpoint, save_checkpoint, train
+
+ModelSource = str | nn.Module | Callable[[], nn.Module]
+DataSource = str | DatasetArrays | Callable[[], DatasetArrays]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A named pruning task.
+
+    Attributes:
+        name: registry name, also the checkpoint's file name.
+        model: a zoo model name, or a zero-argument factory returning a fresh ``nn.Module``.
+        dataset: a dataset name (``prune_gym.tasks.data.list_datasets()``) or a zero-argument loader of DatasetArrays.
+        reward_size: images held out of the training set as the reward split.
+        training: hyper-parameters of ``prune-gym pretrain``.
+        auto_pretrain: train automatically on first use (small tasks).
+        split_seed: seed of the reward hold-out.
+    """
+
+    name: str
+    model: str | Callable[[], nn.Module]
+    dataset: str | Callable[[], DatasetArrays]
+    reward_size: int
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    auto_pretrain: bool = False
+    split_seed: int = 0
+    description: str = ""
+
+    def arrays(self) -> DatasetArrays:
+        """The task's dataset (loaded once per process)."""
+        return load_dataset(self.dataset) if isinstance(self.dataset, str) else _cached_user_data(self)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes of the dataset."""
+        return self.arrays().num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one input image."""
+        return self.arrays().input_shape
+
+    def build_model(self) -> nn.Module:
+        """A freshly initialised (untrained) model for this task."""
+        if isinstance(self.model, str):
+            return build_model(self.model, num_classes=self.num_classes, in_channels=self.input_shape[0])
+        return self.model()
+
+    def splits(self, device: str | torch.device = "cpu") -> Splits:
+        """The train / reward / test splits on ``device`` (computed once per process)."""
+        return _cached_splits(self).to(device)
+
+    def checkpoint_path(self):
+        """Where the trained checkpoint is cached."""
+        return checkpoint_path(self.name)
+
+    def pretrain(self, device: str | torch.device = "cpu", epochs: int | None = None, progress: bool = True) -> TrainResult:
+        """Train the model from scratch and cache its checkpoint (atomically)."""
+        model = self.build_model().to(device)
+        config = self.training if epochs is None else TrainingConfig(**{**self.training.__dict__, "epochs": epochs})
+        result = train(model, self.splits(device), config, seed=self.split_seed, progress=progress, description=f"pretrain {self.name}")
+        save_checkpoint(self.checkpoint_path(), model, {"task": self.name, "model": type(model).__name__, **result.__dict__})
+        return result
+
+    def load_model(self, device: str | torch.device = "cpu", *, pretrain: bool | None = None, retrain: bool = False,
+                   progress: bool = True) -> nn.Module:
+        """The trained model in eval mode on ``device``.
+
+        A missing checkpoint is trained now if ``pretrain`` is True, or if it is
+        None and the task pretrains automatically.
+
+        Raises:
+            CheckpointMissingError: no checkpoint and no automatic pretraining.
+            CheckpointError: the cached checkpoint is corrupted or mismatching.
+        """
+        path = self.checkpoint_path()
+        if retrain or not path.exists():
+            if not (retrain or pretrain or (pretrain is None and self.auto_pretrain)):
+                raise CheckpointMissingError(f"task {self.name!r} has no trained checkpoint at {path}; "
+                                             f"run `prune-gym pretrain {self.name}` first")
+            self.pretrain(device, progress=progress)
+        model = self.build_model()
+        load_checkpoint(path, model, self.name)
+        return model.to(device).eval()
+
+
+_USER_DATA: dict[str, DatasetArrays] = {}
+_SPLITS: dict[tuple[str, int, int], Splits] = {}
+
+
+def _cached_user_data(task: Task) -> DatasetArrays:
+    if task.name not in _USER_DATA:
+        _USER_DATA[task.name] = task.dataset()  # type: ignore[operator]
+    return _USER_DATA[task.name]
+
+
+def _cached_splits(task: Task) -> Splits:
+    key = (task.name, task.reward_size, task.split_seed)
+    if key not in _SPLITS:
+        _SPLITS[key] = make_splits(task.arrays(), task.reward_size, task.split_seed)
+    return _SPLITS[key]
+
+
+_REGISTRY: dict[str, Task] = {}
+
+
+def _add(task: Task, overwrite: bool = False) -> Task:
+    if task.name in _REGISTRY and not overwrite:
+        raise ValueError(f"a task named {task.name!r} is already registered; pass overwrite=True to replace it")
+    _REGISTRY[task.name] = task
+    _USER_DATA.pop(task.name, None)
+    for key in [k for k in _SPLITS if k[0] == task.name]:
+        del _SPLITS[key]
+    return task
+
+
+def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images and labels of an indexable (image tensor, label) dataset as two tensors."""
+    images, labels = zip(*(dataset[i] for i in range(len(dataset))))
+    return torch.stack([torch.as_tensor(image) for image in images]).float(), torch.as_tensor(labels).long()
+
+
+def _as_data_source(data: Any) -> DataSource:
+    if isinstance(data, (str, DatasetArrays)) or callable(data):
+        return (lambda: data) if isinstance(data, DatasetArrays) else data
+    if isinstance(data, Sequence) and len(data) == 4:
+        x_train, y_train, x_test, y_test = (torch.as_tensor(part) for part in data)
+        arrays = DatasetArrays(x_train.float(), y_train.long(), x_test.float(), y_test.long())
+        return lambda: arrays
+    if isinstance(data, Sequence) and len(data) == 2:
+        train_set, test_set = data
+        return lambda: DatasetArrays(*_stack(train_set), *_stack(test_set))
+    raise TypeError("data must be a dataset name, DatasetArrays, (x_train, y_train, x_test, y_test) tensors, "
+                    f"or a (train_dataset, test_dataset) pair; got {type(data).__name__}")
+
+
+def register_task(
+    name: str,
+    model: ModelSource,
+    data: Any,
+    *,
+    reward_size: int = 1000,
+    auto_pretrain: bool = False,
+    overwrite: bool = False,
+    description: str = "",
+    **training: Any,
+) -> Task:
+    """Register a task from any model and data; returns it.
+
+    Args:
+        name: the task's name (``gymnasium.make(..., task=name)``).
+        model: a zoo model name, an ``nn.Module`` (deep-copied for every build) or a factory.
+        data: a dataset name, a ``DatasetArrays``, ``(x_train, y_train, x_test, y_test)`` tensors
+            (images already normalised, NCHW) or a ``(train_dataset, test_dataset)`` pair of
+            indexable datasets yielding ``(image_tensor, label)``.
+        reward_size: training images held out as the reward split.
+        auto_pretrain: train on first use instead of asking for ``prune-gym pretrain``.
+        training: fields of :class:`TrainingConfig` (epochs, batch_size, lr, optimizer, ...).
+    """
+    if isinstance(model, nn.Module):
+        template = model
+        factory: str | Callable[[], nn.Module] = lambda: copy.deepcopy(template)
+    elif isinstance(model, str) or callable(model):
+        factory = model
+    else:
+        raise TypeError(f"model must be a zoo name, an nn.Module or a factory, got {type(model).__name__}")
+    task = Task(name, factory, _as_data_source(data), reward_size, TrainingConfig(**training), auto_pretrain,
+                description=description)
+    return _add(task, overwrite)
+
+
+def list_tasks() -> list[str]:
+    """Names of all registered tasks."""
+    return sorted(_REGISTRY)
+
+
+def get_task(task: str | Task) -> Task:
+    """A task by name (or the task itself); unknown names list the registered ones."""
+    if isinstance(task, Task):
+        return task
+    try:
+        return _REGISTRY[task]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown task {task!r}; registered tasks: {list_tasks()}") from None
+
+
+_LENET = dict(optimizer="adam", lr=2e-3, weight_decay=0.0, batch_size=64)
+_CIFAR = dict(optimizer="sgd", lr=0.1, weight_decay=5e-4, batch_size=128, augment=True)
+for _task in (
+    Task("lenet5-digits", "lenet5", "digits", 300, TrainingConfig(epochs=30, **_LENET), auto_pretrain=True,
+         description="LeNet-5 on scikit-learn's 8x8 digits resized to 28x28 (embedded, trains in seconds)"),
+    Task("lenet5-mnist", "lenet5", "mnist", 5000, TrainingConfig(epochs=4, **_LENET), auto_pretrain=True,
+         description="LeNet-5 on MNIST"),
+    Task("lenet5-fashion-mnist", "lenet5", "fashion-mnist", 5000, TrainingConfig(epochs=10, **_LENET),
+         description="LeNet-5 on Fashion-MNIST"),
+    Task("resnet20-cifar10", "resnet20", "cifar10", 5000, TrainingConfig(epochs=160, **_CIFAR), description="ResNet-20 on CIFAR-10"),
+    Task("resnet56-cifar10", "resnet56", "cifar10", 5000, TrainingConfig(epochs=160, **_CIFAR), description="ResNet-56 on CIFAR-10"),
+    Task("vgg16-cifar10", "vgg16", "cifar10", 5000, TrainingConfig(epochs=160, **_CIFAR), description="VGG-16-BN on CIFAR-10"),
+    Task("resnet20-cifar10-subset", "resnet20", "cifar10-subset", 1000, TrainingConfig(epochs=30, **_CIFAR),
+         description="ResNet-20 on the 8068-image CIFAR-10 subset"),
+    Task("vgg16-cifar10-subset", "vgg16", "cifar10-subset", 1000, TrainingConfig(epochs=30, **{**_CIFAR, "lr": 0.05}),
+         description="VGG-16-BN on the 8068-image CIFAR-10 subset"),
+):
+    _add(_task)

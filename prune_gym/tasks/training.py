@@ -1,0 +1,166 @@
+"""Training, evaluation and checkpoints of task models (tensors in memory, no DataLoader)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from prune_gym.errors import CheckpointError
+from prune_gym.tasks.data import Splits
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Hyper-parameters of a task's training: SGD with momentum and a cosine schedule, or Adam."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = False
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run achieved; accuracies in [0, 1]."""
+
+    epochs: int
+    seconds: float
+    train_accuracy: float
+    reward_accuracy: float
+    test_accuracy: float
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 100) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)`` in eval mode and ``inference_mode``."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start:start + batch_size].to(device))
+            correct += int((logits.argmax(1) == y[start:start + batch_size].to(device)).sum())
+    model.train(was_training)
+    return correct / max(len(x), 1)
+
+
+def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random 4-pixel-padded crop and horizontal flip (the CIFAR standard), on tensors."""
+    n, _, h, w = batch.shape
+    padded = F.pad(batch, (4, 4, 4, 4))
+    dx, dy = torch.randint(0, 9, (2, n), generator=generator).tolist()
+    crops = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(n)])
+    flip = torch.rand(n, generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1).to(batch.device), crops.flip(3), crops)
+
+
+def train(
+    model: nn.Module,
+    splits: Splits,
+    config: TrainingConfig,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    description: str = "train",
+) -> TrainResult:
+    """Train ``model`` in place on ``splits.train_*``; report train/reward/test accuracy at the end."""
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    if config.optimizer == "adam":
+        optimizer: torch.optim.Optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    elif config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                    weight_decay=config.weight_decay, nesterov=True)
+    else:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose 'sgd' or 'adam'")
+    n = len(splits.train_y)
+    steps_per_epoch = math.ceil(n / config.batch_size)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs * steps_per_epoch, 1))
+    start = time.perf_counter()
+    model.train()
+    bar = tqdm(total=config.epochs * steps_per_epoch, desc=description, disable=not progress, unit="batch")
+    correct = 0
+    for _ in range(config.epochs):
+        order = torch.randperm(n, generator=generator)
+        correct = 0
+        for begin in range(0, n, config.batch_size):
+            index = order[begin:begin + config.batch_size]
+            x, y = splits.train_x[index].to(device), splits.train_y[index].to(device)
+            if config.augment:
+                x = _augment(x, generator)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            correct += int((logits.argmax(1) == y).sum())
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    model.eval()
+    return TrainResult(
+        epochs=config.epochs,
+        seconds=time.perf_counter() - start,
+        train_accuracy=correct / n,
+        reward_accuracy=evaluate(model, splits.reward_x, splits.reward_y),
+        test_accuracy=evaluate(model, splits.test_x, splits.test_y),
+    )
+
+
+def finetune(model: nn.Module, splits: Splits, epochs: int, config: TrainingConfig, **kwargs: Any) -> TrainResult:
+    """Fine-tune a (pruned) model for ``epochs`` with the task's optimiser at a tenth of its learning rate."""
+    tuned = TrainingConfig(**{**config.__dict__, "epochs": epochs, "lr": config.lr * 0.1})
+    return train(model, splits, tuned, description="fine-tune", **kwargs)
+
+
+def save_checkpoint(path: Path, model: nn.Module, metadata: dict[str, Any]) -> None:
+    """Write ``{"state_dict", "metadata"}`` atomically: a temp file in the same folder, then ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
+    os.close(handle)
+    try:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "metadata": metadata}, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def load_checkpoint(path: Path, model: nn.Module, task_name: str) -> dict[str, Any]:
+    """Load a checkpoint into ``model`` (``weights_only=True``: no code runs); returns its metadata.
+
+    Raises:
+        CheckpointError: unreadable, written for another task, or keys/shapes that do not fit ``model``.
+    """
+    fix = f"delete it or run `prune-gym pretrain {task_name} --retrain`"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        state, metadata = payload["state_dict"], payload["metadata"]
+    except Exception as error:
+        raise CheckpointError(f"checkpoint {path} is corrupted or not a prune_gym checkpoint ({type(error).__name__}); {fix}") from error
+    if metadata.get("task") != task_name:
+        raise CheckpointError(f"checkpoint {path} was written for task {metadata.get('task')!r}, not {task_name!r}; {fix}")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"checkpoint {path} does not match the model of task {task_name!r} ({first}); {fix}") from error
+    return metadata

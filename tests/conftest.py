@@ -1,0 +1,35 @@
+"""Test environment: real data from ../shared/data when present, every side file in a temp dir."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="prune_gym-tests-"))
+
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("PRUNE_GYM_DATA", str(SHARED_DATA))
+for variable, folder in [("PRUNE_GYM_CACHE", "cache"), ("MPLCONFIGDIR", "matplotlib"), ("WANDB_DIR", "wandb"),
+                         ("WANDB_CACHE_DIR", "wandb-cache"), ("WANDB_CONFIG_DIR", "wandb-config"),
+                         ("WANDB_DATA_DIR", "wandb-data"), ("SB3_LOGDIR", "sb3")]:
+    os.environ.setdefault(variable, str(_SESSION_DIR / folder))
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture(scope="session")
+def resnet20_subset_checkpoint():
+    """A ResNet-20 checkpoint on the CIFAR-10 subset: the cached one, else one real training epoch (~30 s)."""
+    import prune_gym
+    from prune_gym.errors import DatasetUnavailableError
+
+    task = prune_gym.get_task("resnet20-cifar10-subset")
+    try:
+        task.splits()
+    except DatasetUnavailableError as error:
+        pytest.skip(str(error))
+    if not task.checkpoint_path().exists():
+        task.pretrain(epochs=1, progress=False)
+    return task.checkpoint_path()
