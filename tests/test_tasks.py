@@ -1,0 +1,125 @@
+"""Datasets, splits, task registry, pretraining, checkpoints and the `prune-gym` CLI."""
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+import prune_gym
+from prune_gym.cli import main
+from prune_gym.errors import CheckpointError, CheckpointMissingError, DatasetUnavailableError
+from prune_gym.tasks import load_dataset, make_splits
+from prune_gym.tasks.training import evaluate
+
+SHARED = os.environ.get("PRUNE_GYM_DATA")
+needs_shared = pytest.mark.skipif(not SHARED or not os.path.isdir(SHARED), reason="../shared/data is not present")
+
+
+def assert_disjoint(a: torch.Tensor, b: torch.Tensor) -> None:
+    rows_a = {bytes(row.numpy().tobytes()) for row in a.flatten(1)}
+    assert not any(bytes(row.numpy().tobytes()) in rows_a for row in b.flatten(1))
+
+
+def test_digits_splits_are_disjoint_fixed_and_sized():
+    task = prune_gym.get_task("lenet5-digits")
+    splits = task.splits()
+    assert (len(splits.train_y), len(splits.reward_y), len(splits.test_y)) == (1137, 300, 360)
+    assert splits.train_x.shape[1:] == (1, 28, 28) and splits.train_x.dtype == torch.float32
+    assert_disjoint(splits.reward_x, splits.train_x)
+    again = make_splits(task.arrays(), 300, seed=0)
+    assert torch.equal(again.reward_y, splits.reward_y)
+    other = make_splits(task.arrays(), 300, seed=1)
+    assert not torch.equal(other.reward_x, splits.reward_x)
+
+
+@needs_shared
+def test_mnist_and_cifar10_subset_load_from_shared_data():
+    mnist = load_dataset("mnist")
+    assert (len(mnist.y_train), len(mnist.y_test)) == (60000, 10000) and mnist.input_shape == (1, 28, 28)
+    assert abs(float(mnist.x_train[:5000].mean())) < 0.1, "normalised with MNIST's statistics"
+    splits = prune_gym.get_task("lenet5-mnist").splits()
+    assert (len(splits.train_y), len(splits.reward_y)) == (55000, 5000)
+    cifar = load_dataset("cifar10-subset")
+    assert (len(cifar.y_train), len(cifar.y_test), cifar.num_classes) == (8068, 1017, 10)
+    assert cifar.input_shape == (3, 32, 32)
+
+
+def test_missing_dataset_offline_is_one_clear_error(tmp_path):
+    with pytest.raises(DatasetUnavailableError) as error:
+        load_dataset("mnist", root=tmp_path, download=False)
+    assert "mnist" in str(error.value) and str(tmp_path) in str(error.value)
+    with pytest.raises(DatasetUnavailableError, match="cifar10-subset.npz"):
+        load_dataset("cifar10-subset", root=tmp_path)
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(ValueError, match="lenet5-digits"):
+        prune_gym.get_task("lenet5-imagenet")
+    with pytest.raises(ValueError, match="cifar10-subset"):
+        load_dataset("imagenet")
+    assert {"lenet5-digits", "lenet5-mnist", "lenet5-fashion-mnist", "resnet20-cifar10", "resnet56-cifar10",
+            "vgg16-cifar10", "resnet20-cifar10-subset", "vgg16-cifar10-subset"} <= set(prune_gym.list_tasks())
+
+
+def test_lenet5_digits_pretrains_to_97_percent_and_round_trips(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNE_GYM_CACHE", str(tmp_path))
+    task = prune_gym.get_task("lenet5-digits")
+    result = task.pretrain(progress=False)
+    assert result.test_accuracy >= 0.97
+    model = task.load_model()
+    splits = task.splits()
+    assert evaluate(model, splits.test_x, splits.test_y) == pytest.approx(result.test_accuracy)
+    assert not list(tmp_path.rglob("*.partial")), "checkpoints are written atomically"
+
+
+def test_corrupted_or_mismatching_checkpoint_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNE_GYM_CACHE", str(tmp_path))
+    task = prune_gym.get_task("lenet5-digits")
+    path = task.checkpoint_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError) as error:
+        task.load_model()
+    assert str(path) in str(error.value) and "--retrain" in str(error.value)
+    assert path.read_bytes() == b"not a checkpoint", "a bad checkpoint is never silently overwritten"
+    other = prune_gym.register_task("test-wide-lenet", nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten(), nn.Linear(2704, 10)),
+                                    "digits", reward_size=300, overwrite=True)
+    from prune_gym.tasks.training import save_checkpoint
+    save_checkpoint(other.checkpoint_path(), task.build_model(), {"task": other.name})
+    with pytest.raises(CheckpointError, match="does not match"):
+        other.load_model()
+    assert main(["pretrain", "lenet5-digits", "--quiet"]) == 2
+
+
+def test_register_task_with_user_module_and_tensors(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNE_GYM_CACHE", str(tmp_path))
+    digits = load_dataset("digits")
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128, 10))
+    task = prune_gym.register_task("test-user-task", model, (digits.x_train, digits.y_train, digits.x_test, digits.y_test),
+                                   reward_size=200, epochs=2, optimizer="adam", lr=1e-2, overwrite=True)
+    with pytest.raises(ValueError, match="already registered"):
+        prune_gym.register_task("test-user-task", model, "digits")
+    with pytest.raises(CheckpointMissingError, match="prune-gym pretrain test-user-task"):
+        task.load_model()
+    task.pretrain(progress=False)
+    assert task.load_model() is not model
+    env = prune_gym.LayerRateEnv(task=task, reward_samples=100)
+    assert env.network.num_groups == 1
+    dataset = torch.utils.data.TensorDataset(digits.x_test, digits.y_test)
+    pair = prune_gym.register_task("test-pair-task", "lenet5", (dataset, dataset), reward_size=50, overwrite=True)
+    assert pair.splits().train_x.shape == (310, 1, 28, 28)
+
+
+def test_cli_pretrain_and_list(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PRUNE_GYM_CACHE", str(tmp_path))
+    assert main(["pretrain", "lenet5-digits", "--quiet", "--epochs", "3"]) == 0
+    assert "checkpoint" in capsys.readouterr().out
+    assert main(["pretrain", "lenet5-digits", "--quiet"]) == 0
+    assert "already trained" in capsys.readouterr().out
+    assert main(["list", "tasks"]) == 0
+    assert "resnet56-cifar10" in capsys.readouterr().out
+    assert main(["list", "rewards"]) == 0
+    assert "try-and-learn" in capsys.readouterr().out
+    assert main(["pretrain", "no-such-task"]) == 2
+    assert "lenet5-digits" in capsys.readouterr().err
