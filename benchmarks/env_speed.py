@@ -1,0 +1,244 @@
+"""How close a prune_gym episode gets to the physical floor, and how far the peers' way sits above it.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/env_speed.py [--device cpu|cuda] [--quick]
+
+For each task, every episode uses fresh seeded random actions at macs_budget 0.5
+(so the evaluation cache never hits) and is timed three ways:
+
+* ``floor``: forward pass of the physically pruned network (``env.export()``,
+  torch-pruning output) over the same reward samples, same device and batch size;
+* ``env``: the whole LayerRate-v0 / FilterSelect-v0 episode (``reset`` + every ``step``);
+* ``naive``: the same decisions done the way NNI's AMC does: at every step a deep
+  copy pruned physically with torch-pruning and re-profiled with FlopCounterMode,
+  then a DataLoader evaluation.
+
+Prints medians, the ratios env/floor and naive/env, a scaling table, and the
+peak RSS after 100 and 2000 LeNet-5 episodes; writes them as JSON too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch_pruning as tp
+from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("PRUNE_GYM_DATA", str(SHARED_DATA))
+
+import prune_gym  # noqa: E402
+
+BATCH = {"cpu": 100, "cuda": 1000}
+
+
+def synchronise(device: torch.device) -> None:
+    """Wait for queued GPU work so wall-clock timers are honest."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(device: torch.device, work: Callable[[], Any]) -> tuple[float, Any]:
+    """Seconds taken by ``work()`` (synchronised) and its result."""
+    synchronise(device)
+    start = time.perf_counter()
+    result = work()
+    synchronise(device)
+    return time.perf_counter() - start, result
+
+
+def ensure_checkpoint(task_name: str, device: torch.device) -> str:
+    """Use the cached checkpoint, or train one epoch (speed does not depend on accuracy)."""
+    task = prune_gym.get_task(task_name)
+    if task.checkpoint_path().exists():
+        return "cached checkpoint"
+    task.pretrain(device=device, epochs=1, progress=False)
+    return "1-epoch checkpoint (trained now)"
+
+
+def make_env(env_id: str, task: str, samples: int, device: torch.device) -> gym.Env:
+    kwargs: dict[str, Any] = dict(task=task, reward="accuracy", macs_budget=0.5, reward_samples=samples,
+                                  batch_size=BATCH[device.type], device=device)
+    if env_id == "FilterSelect-v0":
+        kwargs["action_type"] = "continuous"
+    return gym.make(f"prune_gym:{env_id}", **kwargs)
+
+
+def run_episode(env: gym.Env, rng: np.random.Generator) -> list[np.ndarray]:
+    """One episode with random actions; returns the applied keep-mask."""
+    env.reset(seed=0)
+    done = False
+    while not done:
+        action = rng.random(env.action_space.shape).astype(np.float32)
+        _, _, done, _, _ = env.step(action)
+    return env.unwrapped.last_keep_mask
+
+
+def floor_forward(model: torch.nn.Module, x: torch.Tensor, batch: int) -> None:
+    with torch.inference_mode():
+        for start in range(0, len(x), batch):
+            model(x[start:start + batch])
+
+
+def naive_episode(base, keep: list[np.ndarray], batch: int) -> float:
+    """NNI-AMC style: per step deep copy + torch-pruning + FlopCounterMode; DataLoader evaluation at the end."""
+    network = base.network
+    example = base.evaluator.x[:1]
+    pruned = network.model
+    for step in range(network.num_groups):
+        pruned = copy.deepcopy(network.model).eval()
+        graph = tp.DependencyGraph().build_dependency(pruned, example_inputs=example)
+        modules = dict(pruned.named_modules())
+        for group, mask in zip(network.groups[:step + 1], keep[:step + 1]):
+            dropped = np.flatnonzero(~mask).tolist()
+            if dropped:
+                graph.get_pruning_group(modules[group.name], tp.prune_conv_out_channels, idxs=dropped).prune()
+        counter = FlopCounterMode(display=False)
+        with counter, torch.inference_mode():
+            pruned(example)
+    loader = DataLoader(TensorDataset(base.evaluator.x, base.evaluator.y), batch_size=batch)
+    correct = 0
+    with torch.inference_mode():
+        for x, y in loader:
+            correct += int((pruned(x).argmax(1) == y).sum())
+    return correct / len(base.evaluator.y)
+
+
+def compare(task: str, episodes: int, device: torch.device, samples: int = 1000) -> dict[str, Any]:
+    """Median seconds per episode of floor, env (both envs) and naive, and their ratios."""
+    row: dict[str, Any] = {"task": task, "checkpoint": ensure_checkpoint(task, device)}
+    batch = BATCH[device.type]
+    for env_id in ("LayerRate-v0", "FilterSelect-v0"):
+        env = make_env(env_id, task, samples, device)
+        base = env.unwrapped
+        rng = np.random.default_rng(0)
+        run_episode(env, rng)  # warm-up: allocator, kernels, importance caches
+        floors, envs, naives = [], [], []
+        for _ in range(episodes):
+            seconds, keep = timed(device, lambda: run_episode(env, rng))
+            envs.append(seconds)
+            exported = base.export()
+            floor_forward(exported, base.evaluator.x, batch)
+            floors.append(timed(device, lambda: floor_forward(exported, base.evaluator.x, batch))[0])
+            if env_id == "LayerRate-v0":
+                naives.append(timed(device, lambda: naive_episode(base, keep, batch))[0])
+        key = "layer_rate" if env_id == "LayerRate-v0" else "filter_select"
+        row[f"env_{key}"] = statistics.median(envs)
+        row[f"floor_{key}"] = statistics.median(floors)
+        row[f"env/floor_{key}"] = row[f"env_{key}"] / row[f"floor_{key}"]
+        if naives:
+            row["naive"] = statistics.median(naives)
+            row["naive/env"] = row["naive"] / row[f"env_{key}"]
+        row["groups"] = base.network.num_groups
+        env.close()
+    return row
+
+
+def rss_mb() -> tuple[float, float]:
+    """(peak, current) resident set size in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/statm") as statm:
+        current = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return peak, current
+
+
+def memory_soak(device: torch.device, checkpoints: tuple[int, ...] = (100, 2000)) -> list[dict[str, float]]:
+    """Peak/current RSS after 100 and 2000 LeNet-5 episodes (random actions, cache on)."""
+    env = make_env("LayerRate-v0", "lenet5-mnist", 1000, device)
+    rng = np.random.default_rng(1)
+    rows = []
+    for episode in range(1, max(checkpoints) + 1):
+        run_episode(env, rng)
+        if episode in checkpoints:
+            peak, current = rss_mb()
+            rows.append({"episodes": episode, "peak_rss_mb": peak, "rss_mb": current, "cache_hits": env.unwrapped.evaluator.hits})
+    return rows
+
+
+def scaling(device: torch.device, episodes: int) -> list[dict[str, Any]]:
+    """LayerRate episode time vs reward samples (LeNet-5/MNIST) and vs model size."""
+    rows = []
+    for task, samples in [("lenet5-mnist", 250), ("lenet5-mnist", 1000), ("lenet5-mnist", 4000),
+                          ("resnet20-cifar10-subset", 1000), ("vgg16-cifar10-subset", 1000)]:
+        env = make_env("LayerRate-v0", task, samples, device)
+        rng = np.random.default_rng(2)
+        run_episode(env, rng)
+        seconds = statistics.median(timed(device, lambda: run_episode(env, rng))[0] for _ in range(episodes))
+        rows.append({"task": task, "samples": samples, "macs": env.unwrapped.network.original_macs, "episode_s": seconds})
+    return rows
+
+
+def profile_lenet(device: torch.device) -> str:
+    """cProfile of LeNet-5 episodes: where the time goes when the forward pass is tiny."""
+    import cProfile
+    import io
+    import pstats
+
+    env = make_env("LayerRate-v0", "lenet5-mnist", 1000, device)
+    rng = np.random.default_rng(3)
+    run_episode(env, rng)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(20):
+        run_episode(env, rng)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(12)
+    return text.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="fewer episodes (a smoke run)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.set_num_threads(os.cpu_count() or 1)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    episodes = {"lenet5-mnist": 7, "resnet20-cifar10-subset": 7, "vgg16-cifar10-subset": 3}
+    results: dict[str, Any] = {"machine": cpu, "device": str(device), "threads": torch.get_num_threads()}
+    results["compare"] = [compare(task, 2 if args.quick else n, device) for task, n in episodes.items()]
+    print("\nseconds per episode (median), 1000 reward samples, macs_budget 0.5")
+    print(f"{'task':<26}{'groups':>7}{'floor':>9}{'LayerRate':>10}{'env/floor':>10}{'FilterSel':>10}{'env/floor':>10}{'naive':>9}{'naive/env':>10}")
+    for r in results["compare"]:
+        print(f"{r['task']:<26}{r['groups']:>7}{r['floor_layer_rate']:>9.4f}{r['env_layer_rate']:>10.4f}{r['env/floor_layer_rate']:>10.2f}"
+              f"{r['env_filter_select']:>10.4f}{r['env/floor_filter_select']:>10.2f}{r['naive']:>9.3f}{r['naive/env']:>10.1f}")
+    results["scaling"] = scaling(device, 2 if args.quick else 5)
+    print("\nscaling: LayerRate-v0 episode time")
+    print(f"{'task':<26}{'samples':>8}{'MACs':>14}{'episode s':>11}")
+    for r in results["scaling"]:
+        print(f"{r['task']:<26}{r['samples']:>8}{r['macs']:>14,}{r['episode_s']:>11.4f}")
+    results["memory"] = memory_soak(device, (20, 200) if args.quick else (100, 2000))
+    print("\nmemory over lenet5-mnist LayerRate-v0 episodes")
+    for r in results["memory"]:
+        print(f"after {r['episodes']:>5} episodes: peak RSS {r['peak_rss_mb']:.1f} MB, RSS {r['rss_mb']:.1f} MB, cache hits {r['cache_hits']}")
+    growth = results["memory"][-1]["peak_rss_mb"] - results["memory"][0]["peak_rss_mb"]
+    print(f"peak RSS growth: {growth:.1f} MB")
+    print("\nwhere a LeNet-5 episode's time goes (20 episodes, by own time):")
+    print(profile_lenet(device))
+    out = ROOT / "benchmarks" / "results" / f"env_speed-{device.type}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2))
+    print(f"results written to {out}")
+
+
+if __name__ == "__main__":
+    main()
