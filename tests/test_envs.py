@@ -282,3 +282,12 @@ def test_residual_groups_on_resnet20_cifar10_subset(resnet20_subset_checkpoint):
     exported = base.export()
     assert count_macs_params(exported, base.network.input_shape)[0] == infos[-1]["macs"]
     gym_check_env(make("FilterSelect-v0", task="resnet20-cifar10-subset", reward_samples=100).unwrapped, skip_render_check=True)
+
+
+def test_tianshou_ddpg_runs_episodes_on_filter_select():
+    from agents.tianshou import TianshouAgent
+    from prune_gym.wrappers import EpisodeRecorder
+
+    env = EpisodeRecorder(make("FilterSelect-v0", action_type="continuous"))
+    TianshouAgent(env, seed=0, algorithm="DDPG").learn(4)
+    assert len(env.episodes) == 4 and all(e.budget_met for e in env.episodes)
