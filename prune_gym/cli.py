@@ -1,10 +1,11 @@
-"""The ``prune-gym`` command: ``pretrain`` task models and ``list`` what is registered."""
+"""The ``prune-gym`` command: ``pretrain``, ``search``, ``finetune``, ``export``, ``plot`` and ``list``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from prune_gym.errors import PruneGymError
 
@@ -23,6 +24,87 @@ def _pretrain(args: argparse.Namespace) -> int:
     result = task.pretrain(device=args.device, epochs=args.epochs, progress=not args.quiet)
     print(f"{task.name}: test accuracy {result.test_accuracy:.2%}, reward-split accuracy {result.reward_accuracy:.2%}, "
           f"{result.epochs} epochs in {result.seconds:.1f} s; checkpoint {path}")
+    return 0
+
+
+def _key_values(pairs: list[str]) -> dict[str, Any]:
+    """``key=value`` strings to a dict; values parsed as JSON when they parse (numbers, booleans, lists)."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected key=value, got {pair!r}")
+        try:
+            result[key] = json.loads(value)
+        except json.JSONDecodeError:
+            result[key] = value
+    return result
+
+
+def _search(args: argparse.Namespace) -> int:
+    from prune_gym.search import SearchConfig, run_search
+
+    if args.resume:
+        summary = run_search(SearchConfig(), run_dir=args.resume, resume=True, progress=not args.quiet)
+    else:
+        config = SearchConfig(task=args.task, env=args.env, agent=args.agent, reward=args.reward, macs_budget=args.macs_budget,
+                              episodes=args.episodes, seed=args.seed, reward_samples=args.reward_samples, device=args.device,
+                              wandb=args.wandb, env_kwargs=_key_values(args.env_arg), agent_kwargs=_key_values(args.agent_arg))
+        summary = run_search(config, run_dir=args.run_dir, progress=not args.quiet)
+    _print_summary(summary)
+    return 0
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    best = summary.get("best")
+    if best is None:
+        console.print(f"no episode finished; run folder {summary['run_dir']}")
+        return
+    table = Table(title=f"best episode {best['episode']} of {summary['episodes_done']} ({summary['agent']} on {summary['env']}, {summary['task']})")
+    table.add_column("group")
+    table.add_column("kept / channels", justify="right")
+    for group, kept in zip(summary["groups"], best["kept_channels"]):
+        table.add_row(group["name"], f"{kept} / {group['channels']}")
+    console.print(table)
+    totals = Table(show_header=True)
+    for column in ("", "before", "after", "after / before"):
+        totals.add_column(column, justify="right")
+    totals.add_row("MACs", f"{summary['original_macs']:,}", f"{best['macs']:,}", f"{best['macs_ratio']:.3f}")
+    totals.add_row("params", f"{summary['original_params']:,}", f"{best['params']:,}", f"{best['params_ratio']:.3f}")
+    totals.add_row("reward-split accuracy", f"{summary['accuracy_before']:.4f}", f"{best['accuracy']:.4f}",
+                   f"{best['accuracy'] / summary['accuracy_before']:.3f}")
+    console.print(totals)
+    state = "interrupted: resume with `prune-gym search --resume " + summary["run_dir"] + "`" if summary["interrupted"] else "done"
+    console.print(f"budget {summary['macs_budget']} (MACs kept) {'met' if best['budget_met'] else 'NOT met'}; {state}")
+    console.print(f"run folder and plots: {summary['run_dir']}/learning_curve.png, accuracy_vs_macs.png")
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from prune_gym.search import finetune_run
+
+    report = finetune_run(args.run, epochs=args.epochs, device=args.device, progress=not args.quiet)
+    for key, value in report.items():
+        print(f"{key:>28}: {value}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from prune_gym.search import export_pruned
+
+    print(f"pruned network written to {export_pruned(args.run, args.output)} (load it with prune_gym.search.load_pruned)")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from prune_gym.search import load_config
+    from prune_gym.tracking import plot_run
+
+    for path in plot_run(args.run, load_config(args.run).macs_budget):
+        print(path)
     return 0
 
 
@@ -57,11 +139,46 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--retrain", action="store_true", help="train again even if a checkpoint exists")
     pretrain.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     pretrain.add_argument("--quiet", action="store_true", help="no progress bar")
-    pretrain.set_defaults(run=_pretrain)
+    pretrain.set_defaults(handler=_pretrain)
+
+    search = commands.add_parser("search", help="search a pruned network with an agent; writes a run folder")
+    search.add_argument("--task", default="lenet5-digits")
+    search.add_argument("--env", default="LayerRate-v0", choices=["LayerRate-v0", "FilterSelect-v0"])
+    search.add_argument("--agent", default="ddpg", help="agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO")
+    search.add_argument("--reward", default="accuracy", help="reward name (`prune-gym list rewards`)")
+    search.add_argument("--macs-budget", type=float, default=0.5, help="fraction of the original MACs to keep (default 0.5)")
+    search.add_argument("--episodes", type=int, default=400)
+    search.add_argument("--seed", type=int, default=0)
+    search.add_argument("--reward-samples", type=int, default=1000, help="reward-split images to score on")
+    search.add_argument("--device", default="cpu")
+    search.add_argument("--wandb", default="disabled", choices=["online", "offline", "disabled"],
+                        help="wandb mode (default: disabled; offline writes a run to sync later with `wandb sync`)")
+    search.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<env>-<agent>-s<seed>-<time>)")
+    search.add_argument("--resume", metavar="RUN", default=None, help="continue an interrupted run folder")
+    search.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="extra environment keyword")
+    search.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="extra agent keyword")
+    search.add_argument("--quiet", action="store_true", help="no progress bar")
+    search.set_defaults(handler=_search)
+
+    finetune = commands.add_parser("finetune", help="one-step recovery: fine-tune a run's best pruned network, report test accuracy and latency")
+    finetune.add_argument("run")
+    finetune.add_argument("--epochs", type=int, default=5)
+    finetune.add_argument("--device", default="cpu")
+    finetune.add_argument("--quiet", action="store_true")
+    finetune.set_defaults(handler=_finetune)
+
+    export = commands.add_parser("export", help="write a run's best pruned network (state dict + mask)")
+    export.add_argument("run")
+    export.add_argument("--output", default=None)
+    export.set_defaults(handler=_export)
+
+    plot = commands.add_parser("plot", help="redraw a run's PNG plots from episodes.csv")
+    plot.add_argument("run")
+    plot.set_defaults(handler=_plot)
 
     listing = commands.add_parser("list", help="list registered tasks, models, rewards, observations, criteria or agents")
     listing.add_argument("what", choices=["tasks", "models", "rewards", "observations", "criteria", "agents"])
-    listing.set_defaults(run=_list)
+    listing.set_defaults(handler=_list)
     return parser
 
 
@@ -69,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``prune-gym``; prune_gym's own errors print one line on stderr and return 2."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except (PruneGymError, ValueError) as error:
         print(f"prune-gym {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -37,8 +37,8 @@ class TryAndLearnAgent(BaseAgent):
         initial_keep: initial keep probability of every filter.
     """
 
-    def __init__(self, env: gym.Env, seed: int | None = None, trials_per_update: int = 8, lr: float = 0.1,
-                 initial_keep: float = 0.9) -> None:
+    def __init__(self, env: gym.Env, seed: int | None = None, trials_per_update: int = 8, lr: float = 0.3,
+                 initial_keep: float = 0.8) -> None:
         super().__init__(env, seed)
         if not isinstance(env.action_space, gym.spaces.MultiBinary):
             raise ValueError(f"try-and-learn samples keep/drop per filter: use FilterSelect-v0 with binary actions, not {env.action_space}")

@@ -77,7 +77,8 @@ class Task:
         return checkpoint_path(self.name)
 
     def pretrain(self, device: str | torch.device = "cpu", epochs: int | None = None, progress: bool = True) -> TrainResult:
-        """Train the model from scratch and cache its checkpoint (atomically)."""
+        """Train the model from scratch (seeded: same initialisation and batches every time) and cache its checkpoint."""
+        torch.manual_seed(self.split_seed)
         model = self.build_model().to(device)
         config = self.training if epochs is None else TrainingConfig(**{**self.training.__dict__, "epochs": epochs})
         result = train(model, self.splits(device), config, seed=self.split_seed, progress=progress, description=f"pretrain {self.name}")

@@ -1,0 +1,95 @@
+"""Runs: artefacts, resume after Ctrl-C, export/finetune/plot, wandb offline, and the CLI."""
+
+import json
+
+import pytest
+
+import prune_gym
+from prune_gym.cli import main
+from prune_gym.errors import RunError
+from prune_gym.pruning import count_macs_params
+from prune_gym.search import SearchConfig, export_pruned, load_pruned, read_episodes, run_search
+from prune_gym.wrappers import EpisodeRecorder
+
+FAST = dict(task="lenet5-digits", reward_samples=200)
+
+
+def test_search_writes_every_artefact_and_the_best_mask_reproduces_its_macs(tmp_path):
+    run = tmp_path / "run"
+    summary = run_search(SearchConfig(agent="random-search", episodes=12, **FAST), run_dir=run, progress=False)
+    for name in ("config.json", "episodes.csv", "best_mask.npz", "summary.json", "learning_curve.png", "accuracy_vs_macs.png", "agent"):
+        assert (run / name).exists(), name
+    rows = read_episodes(run)
+    assert [r["episode"] for r in rows] == list(range(12))
+    best = max(rows, key=lambda r: (r["budget_met"], r["episode_return"]))
+    assert summary["best"]["episode"] == best["episode"] and summary["best"]["accuracy"] == pytest.approx(best["accuracy"])
+    assert json.loads((run / "summary.json").read_text())["best"]["macs"] == summary["best"]["macs"]
+    exported = load_pruned(export_pruned(run))
+    assert count_macs_params(exported, (1, 28, 28))[0] == summary["best"]["macs"]
+    assert not list(run.glob("*.partial"))
+
+
+def test_interrupted_run_keeps_its_episodes_and_resumes_to_the_total(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    original_step = EpisodeRecorder.step
+    calls = {"episodes": 0}
+
+    def interrupting_step(self, action):
+        result = original_step(self, action)
+        if result[2]:
+            calls["episodes"] += 1
+            if calls["episodes"] == 5:
+                raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(EpisodeRecorder, "step", interrupting_step)
+    summary = run_search(SearchConfig(agent="ddpg", episodes=10, agent_kwargs={"warmup_episodes": 3}, **FAST), run_dir=run, progress=False)
+    assert summary["interrupted"] and summary["episodes_done"] == 5
+    assert len(read_episodes(run)) == 5
+    monkeypatch.setattr(EpisodeRecorder, "step", original_step)
+    resumed = run_search(SearchConfig(), run_dir=run, resume=True, progress=False)
+    assert not resumed["interrupted"] and resumed["episodes_done"] == 10
+    assert [r["episode"] for r in read_episodes(run)] == list(range(10))
+
+
+def test_bad_inputs_are_clear_errors_and_leave_nothing(tmp_path):
+    with pytest.raises(ValueError, match="macs-budget"):
+        run_search(SearchConfig(macs_budget=1.5, **FAST), run_dir=tmp_path / "a")
+    with pytest.raises(ValueError, match="installed agents"):
+        run_search(SearchConfig(agent="nope", **FAST), run_dir=tmp_path / "b")
+    with pytest.raises(ValueError, match="registered tasks"):
+        run_search(SearchConfig(task="nope"), run_dir=tmp_path / "c")
+    assert not any((tmp_path / name).exists() for name in "abc")
+    with pytest.raises(RunError, match="config.json"):
+        run_search(SearchConfig(), run_dir=tmp_path, resume=True)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("")
+    with pytest.raises(RunError, match="--resume"):
+        run_search(SearchConfig(agent="uniform", episodes=1, **FAST), run_dir=tmp_path / "full")
+
+
+def test_cli_search_finetune_export_plot_and_list(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["search", "--task", "lenet5-digits", "--agent", "uniform", "--episodes", "2", "--run-dir", str(run), "--quiet",
+            "--reward-samples", "200", "--env-arg", "criterion=std"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "MACs" in out and "reward-split accuracy" in out and str(run) in out
+    assert json.loads((run / "config.json").read_text())["env_kwargs"] == {"criterion": "std"}
+    assert main(["finetune", str(run), "--epochs", "1", "--quiet"]) == 0
+    report = json.loads((run / "finetune.json").read_text())
+    assert report["macs_pruned"] < report["macs_original"] and 0 < report["test_accuracy_finetuned"] <= 1
+    assert report["latency_ms_pruned"] > 0
+    assert main(["export", str(run), "--output", str(tmp_path / "net.pt")]) == 0
+    assert (tmp_path / "net.pt").exists()
+    (run / "learning_curve.png").unlink()
+    assert main(["plot", str(run)]) == 0 and (run / "learning_curve.png").exists()
+    assert main(["list", "agents"]) == 0 and "try-and-learn" in capsys.readouterr().out
+    assert main(["search", "--task", "lenet5-digits", "--macs-budget", "0", "--run-dir", str(tmp_path / "bad")]) == 2
+    assert "macs-budget" in capsys.readouterr().err
+
+
+def test_wandb_offline_run_is_written_under_the_run_folder(tmp_path):
+    run = tmp_path / "run"
+    run_search(SearchConfig(agent="uniform", episodes=3, wandb="offline", **FAST), run_dir=run, progress=False)
+    assert list((run / "wandb").glob("offline-run-*")), "an offline wandb run to `wandb sync` later"
