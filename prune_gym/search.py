@@ -10,6 +10,7 @@ keeps every finished episode; ``resume`` continues to the requested count.
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -176,8 +177,11 @@ def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: 
         _write_atomic(run_dir / "config.json", lambda name: Path(name).write_text(json.dumps(asdict(config), indent=2)))
     agent = make_agent(config.agent, recorder, seed=config.seed, **config.agent_kwargs)
     agent_path = run_dir / "agent"
+    weights_path = run_dir / "weights.pt"
     if resume and any(run_dir.glob("agent*")):
         agent.load(agent_path)
+    if resume and weights_path.exists():
+        env.unwrapped.load_state_dict(torch.load(weights_path, map_location=config.device, weights_only=True))
     start, interrupted = time.perf_counter(), False
     try:
         remaining = config.episodes - len(rows)
@@ -190,6 +194,9 @@ def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: 
     finally:
         bar.close()
         agent.save(agent_path)
+        if env.unwrapped.weights_changed:
+            weights = {k: v.detach().cpu() for k, v in env.unwrapped.network.model.state_dict().items()}
+            _write_atomic(weights_path, lambda name: torch.save(weights, name))
     summary = _summarise(config, env.unwrapped, run_dir, state["rows"], state["best"], time.perf_counter() - start, interrupted)
     _write_atomic(run_dir / "summary.json", lambda name: Path(name).write_text(json.dumps(summary, indent=2)))
     plots = plot_run(run_dir, config.macs_budget)
@@ -228,16 +235,23 @@ def load_config(run_dir: str | Path) -> SearchConfig:
 
 
 def pruned_network(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, nn.Module, list[np.ndarray]]:
-    """(original model, physically pruned model, keep-mask) of a run's best episode."""
+    """(original model, physically pruned model, keep-mask) of a run's best episode.
+
+    The pruned model comes from the run's ``weights.pt`` when the agent fine-tuned
+    the network during the search (try-and-learn), else from the pretrained weights.
+    """
     run_dir = Path(run_dir)
     config = load_config(run_dir)
     if not (run_dir / "best_mask.npz").exists():
         raise RunError(f"{run_dir} has no best_mask.npz: no episode finished yet")
     task = get_task(config.task)
     model = task.load_model(device=device, progress=False)
-    network = PrunableNetwork(model, task.splits(device).reward_x[:1])
+    searched = model
+    if (run_dir / "weights.pt").exists():  # the agent fine-tuned the network during the search
+        searched = copy.deepcopy(model)
+        searched.load_state_dict(torch.load(run_dir / "weights.pt", map_location=device, weights_only=True))
     keep = load_mask(run_dir / "best_mask.npz")
-    return model, network.export(keep), keep
+    return model, PrunableNetwork(searched, task.splits(device).reward_x[:1]).export(keep), keep
 
 
 def export_pruned(run_dir: str | Path, output: str | Path | None = None) -> Path:

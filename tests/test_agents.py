@@ -6,6 +6,7 @@ import textwrap
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 
 from prune_gym.agent_api import list_agents, make_agent
 from prune_gym.wrappers import EpisodeRecorder
@@ -72,6 +73,20 @@ def test_try_and_learn_beats_uniform_l1_at_the_budget(uniform_l1):
     assert agent.learned_layers == env.unwrapped.network.num_groups
     best = best_within_budget(env)
     assert best.accuracy >= uniform_l1.accuracy
+
+
+def test_try_and_learn_fine_tunes_after_each_layer_and_scores_later_layers_on_tuned_weights():
+    env = recorded("FilterSelect-v0", reward="try-and-learn", enforce_budget=True)
+    agent = make_agent("try-and-learn", env, seed=0, finetune_steps=20)
+    pretrained = {k: v.clone() for k, v in env.unwrapped.network.model.state_dict().items()}
+    agent.learn(32)
+    tuned = env.unwrapped.network.model.state_dict()
+    assert env.unwrapped.weights_changed and not torch.equal(tuned["features.0.weight"], pretrained["features.0.weight"])
+    final = agent.run_episode(lambda observation, step: agent.predict(observation))
+    assert env.episodes[-1].budget_met and np.isfinite(final).all()
+    assert env.episodes[-1].accuracy >= 0.9
+    with pytest.raises(ValueError, match="finetune_steps"):
+        make_agent("try-and-learn", env, finetune_steps=-1)
 
 
 @pytest.mark.parametrize("name, env_id, kwargs", [

@@ -13,6 +13,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import prune_gym
 from prune_gym.pruning import count_macs_params
+from prune_gym.tasks import evaluate
 
 DIGITS = dict(task="lenet5-digits", reward_samples=200)
 VARIANTS = [
@@ -291,3 +292,24 @@ def test_tianshou_ddpg_runs_episodes_on_filter_select():
     env = EpisodeRecorder(make("FilterSelect-v0", action_type="continuous"))
     TianshouAgent(env, seed=0, algorithm="DDPG").learn(4)
     assert len(env.episodes) == 4 and all(e.budget_met for e in env.episodes)
+
+
+def test_fine_tune_recovers_the_pruned_network_and_everything_follows_the_tuned_weights():
+    env = make("LayerRate-v0", enforce_budget=False).unwrapped
+    run_episode(env, actions=[np.array([0.8], dtype=np.float32)] * env.network.num_groups)
+    keep = env.last_keep_mask
+    pruned_accuracy, l1_before = env.evaluator.accuracy(keep), [s.copy() for s in env.network.importance("l1")]
+    accuracy_before = env.accuracy_before
+
+    tuned_accuracy = env.fine_tune(keep, steps=30)
+
+    assert tuned_accuracy >= pruned_accuracy + 0.2  # 0.575 -> 0.91 on 200 reward images
+    assert env.weights_changed and env.accuracy_before == accuracy_before
+    assert env.evaluator.accuracy(keep) == tuned_accuracy
+    splits = env.task.splits()
+    assert evaluate(env.network.export(keep), splits.reward_x[:200], splits.reward_y[:200]) == pytest.approx(tuned_accuracy)
+    assert not np.allclose(env.network.importance("l1")[0], l1_before[0])
+    with pytest.raises(ValueError, match="steps"):
+        env.fine_tune(keep, steps=0)
+    with pytest.raises(ValueError, match="at least one channel"):
+        env.fine_tune([np.zeros_like(m) for m in keep])

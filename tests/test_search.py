@@ -3,12 +3,13 @@
 import json
 
 import pytest
+import torch
 
 import prune_gym
 from prune_gym.cli import main
 from prune_gym.errors import RunError
 from prune_gym.pruning import count_macs_params
-from prune_gym.search import SearchConfig, export_pruned, load_pruned, read_episodes, run_search
+from prune_gym.search import SearchConfig, export_pruned, load_pruned, pruned_network, read_episodes, run_search
 from prune_gym.wrappers import EpisodeRecorder
 
 FAST = dict(task="lenet5-digits", reward_samples=200)
@@ -50,6 +51,20 @@ def test_interrupted_run_keeps_its_episodes_and_resumes_to_the_total(tmp_path, m
     resumed = run_search(SearchConfig(), run_dir=run, resume=True, progress=False)
     assert not resumed["interrupted"] and resumed["episodes_done"] == 10
     assert [r["episode"] for r in read_episodes(run)] == list(range(10))
+
+
+def test_weights_fine_tuned_during_a_search_are_kept_exported_and_reloaded_on_resume(tmp_path):
+    run = tmp_path / "run"
+    config = SearchConfig(env="FilterSelect-v0", agent="try-and-learn", reward="try-and-learn", episodes=20,
+                          agent_kwargs={"finetune_steps": 10, "trials_per_update": 4}, **FAST)
+    run_search(config, run_dir=run, progress=False)
+    tuned = torch.load(run / "weights.pt", weights_only=True)
+    original, pruned, keep = pruned_network(run)
+    torch.testing.assert_close(pruned.features[0].weight, tuned["features.0.weight"][torch.from_numpy(keep[0])])
+    assert not torch.equal(original.features[0].weight, tuned["features.0.weight"])
+    run_search(SearchConfig(), run_dir=run, resume=True, progress=False)
+    for name, tensor in torch.load(run / "weights.pt", weights_only=True).items():
+        assert torch.equal(tensor, tuned[name]), name
 
 
 def test_bad_inputs_are_clear_errors_and_leave_nothing(tmp_path):

@@ -7,11 +7,14 @@ later layers keep every filter, so the reward of step ``l`` measures layer
 ``l``'s choice. Each update samples ``trials_per_update`` keep/drop vectors,
 and follows REINFORCE with the trials' mean reward as baseline.
 
+With ``finetune_steps > 0``, the network is fine-tuned after each layer is
+learned, as in the paper: ``finetune_steps`` training batches of the network
+pruned by the decisions so far (``PruningEnv.fine_tune``); later layers are
+learned, and rewards scored, on the tuned weights.
+
 Simplification, stated: each layer's policy is a vector of learnable
 per-filter logits (initialised to keep every filter with probability
-``initial_keep``) rather than the paper's network over the filter weights;
-and the paper's optional short fine-tuning between layers is left out (the
-environment keeps the trained weights unchanged).
+``initial_keep``) rather than the paper's network over the filter weights.
 """
 
 from __future__ import annotations
@@ -35,14 +38,18 @@ class TryAndLearnAgent(BaseAgent):
         trials_per_update: sampled keep/drop vectors per policy update.
         lr: Adam learning rate of the logits.
         initial_keep: initial keep probability of every filter.
+        finetune_steps: training batches of fine-tuning after each learned layer (0: none).
     """
 
     def __init__(self, env: gym.Env, seed: int | None = None, trials_per_update: int = 8, lr: float = 0.3,
-                 initial_keep: float = 0.8) -> None:
+                 initial_keep: float = 0.8, finetune_steps: int = 0) -> None:
         super().__init__(env, seed)
         if not isinstance(env.action_space, gym.spaces.MultiBinary):
             raise ValueError(f"try-and-learn samples keep/drop per filter: use FilterSelect-v0 with binary actions, not {env.action_space}")
+        if not isinstance(finetune_steps, int) or finetune_steps < 0:
+            raise ValueError(f"finetune_steps must be a number of training batches >= 0, got {finetune_steps!r}")
         self.trials_per_update = trials_per_update
+        self.finetune_steps = finetune_steps
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
         start = float(np.log(initial_keep / (1 - initial_keep)))
         self.logits = [torch.full((g.num_channels,), start, requires_grad=True) for g in self.pruning_env.network.groups]
@@ -73,6 +80,13 @@ class TryAndLearnAgent(BaseAgent):
             for _ in range(updates):
                 self._update(layer)
             self.learned_layers = layer + 1
+            if self.finetune_steps:
+                self._fine_tune()
+
+    def _fine_tune(self) -> None:
+        """Fine-tune the network pruned by the learned decisions (as the env applies them, budget included)."""
+        self.run_episode(lambda observation, step: self._pad(self.decision(step)))
+        self.pruning_env.fine_tune(self.pruning_env.last_keep_mask, steps=self.finetune_steps, seed=self.seed or 0)
 
     def _update(self, layer: int) -> None:
         logits = self.logits[layer]

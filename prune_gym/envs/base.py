@@ -17,9 +17,10 @@ from torch import nn
 
 from prune_gym.observations import get_observation
 from prune_gym.pruning import PrunableNetwork, list_importance_criteria
+from prune_gym.pruning.network import KeepMask
 from prune_gym.pruning.evaluation import MaskEvaluator
 from prune_gym.rewards import RewardContext, get_reward
-from prune_gym.tasks import Task, get_task
+from prune_gym.tasks import Task, TrainingConfig, fit, get_task
 
 
 def _invalid(argument: str, value: Any, expected: str) -> ValueError:
@@ -92,14 +93,59 @@ class PruningEnv(gym.Env):
         self.accuracy_before = self.evaluator.accuracy(self.network.full_mask())
         self.max_filters = max(group.num_channels for group in self.network.groups)
         self._min_keep = [max(1, int(np.ceil(g.num_channels * (1.0 - self.max_rate)))) for g in self.network.groups]
-        self._most_pruned = [self.network.keep_most_important(g, n, criterion) for g, n in enumerate(self._min_keep)]
-
+        self._observation_cls = get_observation(observation or self.default_observation)
+        self.weights_changed = False
+        self._derive_from_weights()
         self.action_space = self._action_space()
-        observation_cls = get_observation(observation or self.default_observation)
-        self.observer = observation_cls(self)
         self.observation_space = self.observer.space
         self._last_keep: list[np.ndarray] | None = None
         self._start_episode()
+
+    def _derive_from_weights(self) -> None:
+        """(Re)build what depends on the weights: importance rankings, budget fallbacks, observations."""
+        self.network.clear_importance()
+        self._most_pruned = [self.network.keep_most_important(g, n, self.criterion) for g, n in enumerate(self._min_keep)]
+        self.observer = self._observation_cls(self)
+
+    def fine_tune(self, keep: KeepMask, steps: int = 100, lr: float | None = None, seed: int = 0) -> float:
+        """Short recovery training of the network pruned by ``keep``; the tuned weights become the env's.
+
+        The fine-tuning between layers of try-and-learn (arXiv 1801.07365). The
+        full-width model trains on the task's *train* split with the dropped
+        channels zeroed by mask hooks, for ``steps`` batches of the task's
+        optimiser at ``lr`` (default: a tenth of the task's pretraining rate).
+        Afterwards rewards, importance rankings, observations and :meth:`export`
+        use the tuned weights, and :meth:`reset` no longer restores the
+        pretrained ones (make a new environment for those). ``accuracy_before``
+        stays the unpruned pretrained network's, so rewards keep measuring the
+        drop from the original. The evaluation cache is cleared.
+
+        Returns:
+            The reward-split accuracy of ``keep`` after tuning.
+        """
+        keep = self.network.check_mask(keep)
+        if not isinstance(steps, int) or steps < 1:
+            raise _invalid("steps", steps, "a positive number of training batches")
+        config = self.task.training
+        tuned = TrainingConfig(**{**config.__dict__, "lr": config.lr * 0.1 if lr is None else lr})
+        self.network.apply_masks(keep)
+        try:
+            fit(self.network.model, self.task.splits(device=self.device), tuned, seed=seed, max_steps=steps,
+                progress=False, description="fine-tune")
+        finally:
+            self.network.remove_masks()
+        self._weights_replaced()
+        return self.evaluator.accuracy(keep)
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Replace the network's weights (e.g. a run's fine-tuned ``weights.pt``); same effects as :meth:`fine_tune`."""
+        self.network.model.load_state_dict(state_dict, strict=True)
+        self._weights_replaced()
+
+    def _weights_replaced(self) -> None:
+        self.weights_changed = True
+        self.evaluator.reload()
+        self._derive_from_weights()
 
     # ------------------------------------------------------------ subclasses
     def _action_space(self) -> gym.spaces.Space:

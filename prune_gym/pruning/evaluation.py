@@ -53,6 +53,12 @@ class MaskEvaluator:
         self.hits = 0
         self.misses = 0
 
+    def reload(self) -> None:
+        """Take up the network's current weights (after training it) and empty the cache."""
+        if self._compact is not None:
+            self._compact = CompactNetwork(self.network)
+        self._cache.clear()
+
     def accuracy(self, keep: KeepMask) -> float:
         """Fraction of the samples the network pruned by ``keep`` classifies correctly."""
         key = np.packbits(np.concatenate([np.asarray(m, dtype=bool) for m in keep])).tobytes()

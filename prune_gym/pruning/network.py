@@ -226,6 +226,10 @@ class PrunableNetwork:
             self._importance[criterion] = [filter_importance(group, criterion) for group in self.groups]
         return self._importance[criterion]
 
+    def clear_importance(self) -> None:
+        """Forget the cached importance scores (call after the weights changed)."""
+        self._importance.clear()
+
     def keep_most_important(self, group_index: int, n_keep: int, criterion: str = "l1") -> np.ndarray:
         """Keep-mask of one group that keeps its ``n_keep`` most important channels (at least one)."""
         scores = self.importance(criterion)[group_index]

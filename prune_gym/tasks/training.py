@@ -69,16 +69,24 @@ def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1).to(batch.device), crops.flip(3), crops)
 
 
-def train(
+def fit(
     model: nn.Module,
     splits: Splits,
     config: TrainingConfig,
     *,
     seed: int = 0,
+    max_steps: int | None = None,
     progress: bool = True,
     description: str = "train",
-) -> TrainResult:
-    """Train ``model`` in place on ``splits.train_*``; report train/reward/test accuracy at the end."""
+) -> tuple[float, float]:
+    """Train ``model`` in place on ``splits.train_*`` only; returns (seconds, train accuracy of the last epoch).
+
+    ``config.epochs`` epochs of shuffled batches, or only the first ``max_steps``
+    batches (a short recovery); the cosine schedule spans the batches actually run.
+    Leaves the model in eval mode. Neither the reward nor the test split is touched.
+    """
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be a positive number of batches or None, got {max_steps}")
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -90,16 +98,20 @@ def train(
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose 'sgd' or 'adam'")
     n = len(splits.train_y)
-    steps_per_epoch = math.ceil(n / config.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(config.epochs * steps_per_epoch, 1))
+    steps = config.epochs * math.ceil(n / config.batch_size)
+    if max_steps is not None:
+        steps = min(steps, max_steps)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
     start = time.perf_counter()
     model.train()
-    bar = tqdm(total=config.epochs * steps_per_epoch, desc=description, disable=not progress, unit="batch")
-    correct = 0
-    for _ in range(config.epochs):
+    bar = tqdm(total=steps, desc=description, disable=not progress, unit="batch")
+    correct = seen = done = 0
+    while done < steps:
         order = torch.randperm(n, generator=generator)
-        correct = 0
+        correct = seen = 0
         for begin in range(0, n, config.batch_size):
+            if done == steps:
+                break
             index = order[begin:begin + config.batch_size]
             x, y = splits.train_x[index].to(device), splits.train_y[index].to(device)
             if config.augment:
@@ -111,14 +123,30 @@ def train(
             optimizer.step()
             schedule.step()
             correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            done += 1
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     model.eval()
+    return time.perf_counter() - start, correct / max(seen, 1)
+
+
+def train(
+    model: nn.Module,
+    splits: Splits,
+    config: TrainingConfig,
+    *,
+    seed: int = 0,
+    progress: bool = True,
+    description: str = "train",
+) -> TrainResult:
+    """Train ``model`` in place on ``splits.train_*`` (see :func:`fit`); report train/reward/test accuracy at the end."""
+    seconds, train_accuracy = fit(model, splits, config, seed=seed, progress=progress, description=description)
     return TrainResult(
         epochs=config.epochs,
-        seconds=time.perf_counter() - start,
-        train_accuracy=correct / n,
+        seconds=seconds,
+        train_accuracy=train_accuracy,
         reward_accuracy=evaluate(model, splits.reward_x, splits.reward_y),
         test_accuracy=evaluate(model, splits.test_x, splits.test_y),
     )
