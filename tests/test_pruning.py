@@ -152,6 +152,9 @@ def test_importance_criteria(images):
                 filter_importance(group, criterion)
             continue
         assert filter_importance(group, criterion).shape == (group.num_channels,)
+    random_scores = filter_importance(group, "random")
+    np.testing.assert_array_equal(random_scores, filter_importance(network.groups[0], "random"))
+    assert not np.array_equal(np.argsort(random_scores), np.argsort(filter_importance(network.groups[1], "random")[:6]))
     with pytest.raises(ValueError, match="unknown importance criterion"):
         filter_importance(group, "magic")
     vgg, vx = model_and_input("vgg16", images)

@@ -8,12 +8,14 @@ torch-pruning's importance classes are used where they exist:
 * ``bn-scale``: |gamma| of the group's BatchNorms (``tp.importance.BNScaleImportance``; network slimming),
 * ``fpgm``: distance to the geometric median of the layer's filters (``tp.importance.FPGMImportance``),
 
-and two are prune_gym's own:
+and three are prune_gym's own:
 
 * ``std``: standard deviation of each filter's weights (Zhejiang Univ. 2019),
 * ``cluster``: k-means on the first conv's filters; a filter's score is its mean
   distance to the other members of its cluster, so filters inside tight
-  clusters (redundant, CISAI 2022) score low and singletons score highest.
+  clusters (redundant, CISAI 2022) score low and singletons score highest,
+* ``random``: a fixed random ranking (seeded by the group's index and width, the
+  same in every run): the control that a criterion has to beat.
 """
 
 from __future__ import annotations
@@ -85,6 +87,11 @@ def cluster_redundancy(group: "ChannelGroup", cluster_fraction: float = 0.25, se
     return np.where(np.isnan(scores), fallback, scores)
 
 
+def random_ranking(group: "ChannelGroup") -> np.ndarray:
+    """Uniform random scores, reproducible: seeded by the group's index and number of channels."""
+    return np.random.default_rng([group.index, group.num_channels]).random(group.num_channels)
+
+
 IMPORTANCE_CRITERIA: dict[str, Criterion] = {
     "l1": _torch_pruning(tp.importance.GroupMagnitudeImportance(p=1, group_reduction="first", normalizer=None), "l1"),
     "l2": _torch_pruning(tp.importance.GroupMagnitudeImportance(p=2, group_reduction="first", normalizer=None), "l2"),
@@ -92,6 +99,7 @@ IMPORTANCE_CRITERIA: dict[str, Criterion] = {
     "bn-scale": _torch_pruning(tp.importance.BNScaleImportance(normalizer=None), "bn-scale"),
     "fpgm": _torch_pruning(tp.importance.FPGMImportance(normalizer=None), "fpgm"),
     "cluster": cluster_redundancy,
+    "random": random_ranking,
 }
 
 
