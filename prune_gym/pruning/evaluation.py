@@ -53,11 +53,15 @@ class MaskEvaluator:
         self.hits = 0
         self.misses = 0
 
+    def clear(self) -> None:
+        """Empty the cache (the hit and miss counters keep counting)."""
+        self._cache.clear()
+
     def reload(self) -> None:
         """Take up the network's current weights (after training it) and empty the cache."""
         if self._compact is not None:
             self._compact = CompactNetwork(self.network)
-        self._cache.clear()
+        self.clear()
 
     def accuracy(self, keep: KeepMask) -> float:
         """Fraction of the samples the network pruned by ``keep`` classifies correctly."""
