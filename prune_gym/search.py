@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from prune_gym.agent_api import load_agent_class, make_agent
 from prune_gym.errors import RunError
-from prune_gym.pruning import PrunableNetwork
+from prune_gym.pruning import PrunableNetwork, recalibrate_batchnorm
 from prune_gym.rewards import get_reward
 from prune_gym.tasks import get_task
 from prune_gym.tracking import Tracker, plot_run
@@ -238,7 +238,8 @@ def pruned_network(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module,
     """(original model, physically pruned model, keep-mask) of a run's best episode.
 
     The pruned model comes from the run's ``weights.pt`` when the agent fine-tuned
-    the network during the search (try-and-learn), else from the pretrained weights.
+    the network during the search (try-and-learn), else from the pretrained weights;
+    with ``bn_recalibration`` its BatchNorm statistics are recalibrated as in the search.
     """
     run_dir = Path(run_dir)
     config = load_config(run_dir)
@@ -251,7 +252,11 @@ def pruned_network(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module,
         searched = copy.deepcopy(model)
         searched.load_state_dict(torch.load(run_dir / "weights.pt", map_location=device, weights_only=True))
     keep = load_mask(run_dir / "best_mask.npz")
-    return model, PrunableNetwork(searched, task.splits(device).reward_x[:1]).export(keep), keep
+    splits = task.splits(device)
+    pruned = PrunableNetwork(searched, splits.reward_x[:1]).export(keep)
+    if config.env_kwargs.get("bn_recalibration"):  # the statistics the search scored it with
+        recalibrate_batchnorm(pruned, splits.train_x[:config.env_kwargs["bn_recalibration"]])
+    return model, pruned, keep
 
 
 def export_pruned(run_dir: str | Path, output: str | Path | None = None) -> Path:

@@ -59,6 +59,8 @@ def test_make_without_prior_import_registers_both_ids():
         ({"criterion": "magic"}, ["criterion", "magic", "l1"]),
         ({"reward_samples": 0}, ["reward_samples", "0"]),
         ({"render_mode": "human"}, ["render_mode", "human", "ansi"]),
+        ({"bn_recalibration": -1}, ["bn_recalibration", "-1", ">= 0"]),
+        ({"bn_recalibration": 100}, ["bn_recalibration", "lenet5-digits", "no BatchNorm"]),
     ],
 )
 def test_invalid_arguments_fail_at_make_naming_argument_value_and_choices(kwargs, words):
@@ -283,6 +285,21 @@ def test_residual_groups_on_resnet20_cifar10_subset(resnet20_subset_checkpoint):
     exported = base.export()
     assert count_macs_params(exported, base.network.input_shape)[0] == infos[-1]["macs"]
     gym_check_env(make("FilterSelect-v0", task="resnet20-cifar10-subset", reward_samples=100).unwrapped, skip_render_check=True)
+
+
+def test_bn_recalibration_makes_heavily_pruned_resnet_accuracy_informative(resnet20_subset_checkpoint):
+    fifth = [np.array([0.2], dtype=np.float32)] * 12
+    plain = make("LayerRate-v0", task="resnet20-cifar10-subset", reward_samples=500, enforce_budget=False)
+    recalibrated = make("LayerRate-v0", task="resnet20-cifar10-subset", reward_samples=500, enforce_budget=False, bn_recalibration=200)
+    plain_info, info = run_episode(plain, fifth)[2][-1], run_episode(recalibrated, fifth)[2][-1]
+    original = {k: v.clone() for k, v in recalibrated.unwrapped.network.model.state_dict().items()}
+    assert info["macs_ratio"] < 0.7
+    assert info["accuracy"] > plain_info["accuracy"] + 0.1  # measured: 1-epoch checkpoint 0.098 -> 0.256, 30 epochs 0.200 -> 0.522
+    exported = recalibrated.unwrapped.export()
+    splits = recalibrated.unwrapped.task.splits()
+    assert evaluate(exported, splits.reward_x[:500], splits.reward_y[:500]) == pytest.approx(info["accuracy"])
+    for name, tensor in recalibrated.unwrapped.network.model.state_dict().items():
+        assert torch.equal(tensor, original[name]), f"{name} of the original model changed"
 
 
 def test_tianshou_ddpg_runs_episodes_on_filter_select():

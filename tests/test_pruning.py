@@ -7,9 +7,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import prune_gym
-from prune_gym.pruning import PrunableNetwork, count_macs_params, filter_importance, list_importance_criteria
+from prune_gym.pruning import PrunableNetwork, count_macs_params, filter_importance, list_importance_criteria, recalibrate_batchnorm
 from prune_gym.pruning.compact import CompactNetwork
 from prune_gym.pruning.evaluation import MaskEvaluator
+from prune_gym.tasks import evaluate
 from prune_gym.tasks.data import load_dataset
 
 
@@ -117,6 +118,27 @@ def test_masked_and_compact_evaluation_give_the_same_accuracy(images):
     for seed in range(3):
         keep = random_keep(network, seed)
         assert compact.accuracy(keep) == masked.accuracy(keep)
+
+
+def test_recalibrated_evaluation_agrees_across_methods_and_leaves_the_model_unchanged(images):
+    model, x = model_and_input("resnet20", images)
+    y = torch.arange(len(x)) % 10
+    network = PrunableNetwork(model, x[:1])
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    calibration = load_dataset("cifar10-subset").x_train[:64]
+    compact = MaskEvaluator(network, x, y, batch_size=7, method="compact", recalibration_x=calibration)
+    masked = MaskEvaluator(network, x, y, batch_size=32, method="masked", recalibration_x=calibration)
+    for seed in range(3):
+        keep = random_keep(network, seed)
+        assert compact.accuracy(keep) == masked.accuracy(keep)
+        exported = network.export(keep)
+        recalibrate_batchnorm(exported, calibration)
+        assert evaluate(exported, x, y) == compact.accuracy(keep)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, state[name]), name
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        lenet, digits = model_and_input("lenet5", images)
+        MaskEvaluator(PrunableNetwork(lenet, digits[:1]), digits, torch.zeros(len(digits), dtype=torch.long), recalibration_x=digits)
 
 
 def test_evaluation_cache_hits_return_the_fresh_value(images):

@@ -16,7 +16,8 @@ import torch
 from torch import nn
 
 from prune_gym.observations import get_observation
-from prune_gym.pruning import PrunableNetwork, list_importance_criteria
+from prune_gym.pruning import PrunableNetwork, list_importance_criteria, recalibrate_batchnorm
+from prune_gym.pruning.batchnorm import batchnorm_layers
 from prune_gym.pruning.network import KeepMask
 from prune_gym.pruning.evaluation import MaskEvaluator
 from prune_gym.rewards import RewardContext, get_reward
@@ -40,6 +41,9 @@ class PruningEnv(gym.Env):
         observation: a registered observation name (``prune_gym.list_observations()``).
         criterion: filter importance ranking used to turn rates into masks and to fill dropped budget.
         reward_samples: how many images of the task's reward split to score on (None = all).
+        bn_recalibration: re-estimate each candidate's BatchNorm statistics on this many training
+            images before scoring it (adaptive BN, EagleEye 2020; 0 = off, AMC's protocol). Makes
+            the accuracy of heavily pruned BatchNorm networks (ResNets) informative.
         batch_size: evaluation batch size.
         device: torch device for the network and the reward split.
         render_mode: ``None`` or ``"ansi"`` (a text table of the episode's decisions).
@@ -59,6 +63,7 @@ class PruningEnv(gym.Env):
         observation: str | None = None,
         criterion: str = "l1",
         reward_samples: int | None = 1000,
+        bn_recalibration: int = 0,
         batch_size: int = 100,
         device: str | torch.device = "cpu",
         render_mode: str | None = None,
@@ -73,6 +78,8 @@ class PruningEnv(gym.Env):
             raise _invalid("criterion", criterion, f"one of {list_importance_criteria()}")
         if reward_samples is not None and (not isinstance(reward_samples, int) or reward_samples < 1):
             raise _invalid("reward_samples", reward_samples, "a positive number of images, or None for the whole reward split")
+        if not isinstance(bn_recalibration, int) or bn_recalibration < 0:
+            raise _invalid("bn_recalibration", bn_recalibration, "a number of training images >= 0 (0 = off), e.g. 100")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise _invalid("batch_size", batch_size, "a positive integer")
         self.reward_spec = get_reward(reward)
@@ -89,7 +96,11 @@ class PruningEnv(gym.Env):
         splits = self.task.splits(device=self.device)
         count = len(splits.reward_x) if reward_samples is None else min(reward_samples, len(splits.reward_x))
         self.network = PrunableNetwork(model, splits.reward_x[:1])
-        self.evaluator = MaskEvaluator(self.network, splits.reward_x[:count], splits.reward_y[:count], batch_size=batch_size)
+        recalibration_x = splits.train_x[:bn_recalibration] if bn_recalibration else None
+        if bn_recalibration and not batchnorm_layers(model):
+            raise _invalid("bn_recalibration", bn_recalibration, f"0: the model of task {self.task.name!r} has no BatchNorm layer")
+        self.evaluator = MaskEvaluator(self.network, splits.reward_x[:count], splits.reward_y[:count], batch_size=batch_size,
+                                       recalibration_x=recalibration_x)
         self.accuracy_before = self.evaluator.accuracy(self.network.full_mask())
         self.max_filters = max(group.num_channels for group in self.network.groups)
         self._min_keep = [max(1, int(np.ceil(g.num_channels * (1.0 - self.max_rate)))) for g in self.network.groups]
@@ -287,10 +298,16 @@ class PruningEnv(gym.Env):
 
     # --------------------------------------------------------------- results
     def export(self) -> nn.Module:
-        """The physically pruned network of the last finished episode (a new module; the original is untouched)."""
+        """The physically pruned network of the last finished episode (a new module; the original is untouched).
+
+        With ``bn_recalibration``, its BatchNorm statistics are the recalibrated ones the reward was scored with.
+        """
         if self._last_keep is None:
             raise RuntimeError("no episode has finished yet: run one to the end before export()")
-        return self.network.export(self._last_keep)
+        pruned = self.network.export(self._last_keep)
+        if self.evaluator.recalibration_x is not None:
+            recalibrate_batchnorm(pruned, self.evaluator.recalibration_x)
+        return pruned
 
     @property
     def last_keep_mask(self) -> list[np.ndarray] | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import AbstractContextManager, nullcontext
 
 import numpy as np
 import torch
 
+from prune_gym.pruning.batchnorm import batchnorm_layers, recalibrated
 from prune_gym.pruning.compact import CompactNetwork
 from prune_gym.pruning.network import KeepMask, PrunableNetwork
 
@@ -23,7 +25,9 @@ class MaskEvaluator:
     zeroed by hooks (same accuracy, slower; kept for checking). The samples stay on the model's device as contiguous tensors and are scored
     in ``torch.inference_mode`` in batches of ``batch_size``. Results are kept
     in an LRU cache of ``cache_size`` masks (0 disables it); ``hits``/``misses``
-    count its use.
+    count its use. With ``recalibration_x`` (training images), every candidate's
+    BatchNorm statistics are re-estimated on them before scoring (adaptive BN,
+    see :mod:`prune_gym.pruning.batchnorm`); the original model is left unchanged.
     """
 
     def __init__(
@@ -34,6 +38,7 @@ class MaskEvaluator:
         batch_size: int = 100,
         cache_size: int = 4096,
         method: str = "compact",
+        recalibration_x: torch.Tensor | None = None,
     ) -> None:
         if method not in EVALUATION_METHODS:
             raise ValueError(f"unknown evaluation method {method!r}; choose one of {list(EVALUATION_METHODS)}")
@@ -41,8 +46,11 @@ class MaskEvaluator:
             raise ValueError(f"need the same positive number of samples and labels, got {len(x)} and {len(y)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if recalibration_x is not None and not batchnorm_layers(network.model):
+            raise ValueError(f"{type(network.model).__name__} has no BatchNorm layer: BatchNorm recalibration does not apply to it")
         device = next(network.model.parameters()).device
         self.network = network
+        self.recalibration_x = None if recalibration_x is None else recalibration_x.to(device).contiguous()
         self.x = x.to(device).contiguous()
         self.y = y.to(device).contiguous()
         self.batch_size = batch_size
@@ -80,16 +88,24 @@ class MaskEvaluator:
 
     def _evaluate(self, keep: KeepMask) -> float:
         if self._compact is not None:
-            return self._count_correct(self._compact.load(keep))
+            model = self._compact.load(keep)
+            with self._recalibrated(model):
+                return self._count_correct(model)
         model = self.network.model
         was_training = model.training
         model.eval()
         self.network.apply_masks(keep)
         try:
-            return self._count_correct(model)
+            with self._recalibrated(model):
+                return self._count_correct(model)
         finally:
             self.network.remove_masks()
             model.train(was_training)
+
+    def _recalibrated(self, model: torch.nn.Module) -> AbstractContextManager:
+        if self.recalibration_x is None:
+            return nullcontext(model)
+        return recalibrated(model, self.recalibration_x)
 
     def _count_correct(self, model: torch.nn.Module) -> float:
         correct = torch.zeros((), dtype=torch.long, device=self.y.device)
