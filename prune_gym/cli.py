@@ -27,7 +27,7 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_values(pairs: list[str]) -> dict[str, Any]:
+def parse_key_values(pairs: list[str]) -> dict[str, Any]:
     """``key=value`` strings to a dict; values parsed as JSON when they parse (numbers, booleans, lists)."""
     result: dict[str, Any] = {}
     for pair in pairs:
@@ -49,7 +49,7 @@ def _search(args: argparse.Namespace) -> int:
     else:
         config = SearchConfig(task=args.task, env=args.env, agent=args.agent, reward=args.reward, macs_budget=args.macs_budget,
                               episodes=args.episodes, seed=args.seed, reward_samples=args.reward_samples, device=args.device,
-                              wandb=args.wandb, env_kwargs=_key_values(args.env_arg), agent_kwargs=_key_values(args.agent_arg))
+                              wandb=args.wandb, env_kwargs=parse_key_values(args.env_arg), agent_kwargs=parse_key_values(args.agent_arg))
         summary = run_search(config, run_dir=args.run_dir, progress=not args.quiet)
     _print_summary(summary)
     return 0
