@@ -21,7 +21,7 @@ from prune_gym.pruning.batchnorm import batchnorm_layers
 from prune_gym.pruning.network import KeepMask
 from prune_gym.pruning.evaluation import MaskEvaluator
 from prune_gym.rewards import RewardContext, get_reward
-from prune_gym.tasks import Task, TrainingConfig, fit, get_task
+from prune_gym.tasks import Task, fit, get_task, recovery_config
 
 
 def _invalid(argument: str, value: Any, expected: str) -> ValueError:
@@ -134,14 +134,12 @@ class PruningEnv(gym.Env):
         Returns:
             The reward-split accuracy of ``keep`` after tuning.
         """
-        keep = self.network.check_mask(keep)
         if not isinstance(steps, int) or steps < 1:
             raise _invalid("steps", steps, "a positive number of training batches")
-        config = self.task.training
-        tuned = TrainingConfig(**{**config.__dict__, "lr": config.lr * 0.1 if lr is None else lr})
-        self.network.apply_masks(keep)
+        config = recovery_config(self.task.training) if lr is None else recovery_config(self.task.training, lr=lr)
+        self.network.apply_masks(keep)  # validates the mask before anything changes
         try:
-            fit(self.network.model, self.task.splits(device=self.device), tuned, seed=seed, max_steps=steps,
+            fit(self.network.model, self.task.splits(device=self.device), config, seed=seed, max_steps=steps,
                 progress=False, description="fine-tune")
         finally:
             self.network.remove_masks()

@@ -3,7 +3,7 @@
 from prune_gym.tasks.data import DatasetArrays, Splits, list_datasets, load_dataset, make_splits
 from prune_gym.tasks.models import build_model, default_input_shape, list_models
 from prune_gym.tasks.registry import Task, get_task, list_tasks, register_task
-from prune_gym.tasks.training import TrainingConfig, TrainResult, evaluate, finetune, fit, train
+from prune_gym.tasks.training import TrainingConfig, TrainResult, evaluate, finetune, fit, recovery_config, train
 
 __all__ = [
     "DatasetArrays",
@@ -16,6 +16,7 @@ __all__ = [
     "evaluate",
     "finetune",
     "fit",
+    "recovery_config",
     "get_task",
     "list_datasets",
     "list_models",

@@ -6,7 +6,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +152,14 @@ def train(
     )
 
 
+def recovery_config(config: TrainingConfig, **overrides: Any) -> TrainingConfig:
+    """The task's training config for recovering a pruned model: a tenth of its learning rate, then ``overrides``."""
+    return replace(config, **{"lr": config.lr * 0.1, **overrides})
+
+
 def finetune(model: nn.Module, splits: Splits, epochs: int, config: TrainingConfig, **kwargs: Any) -> TrainResult:
     """Fine-tune a (pruned) model for ``epochs`` with the task's optimiser at a tenth of its learning rate."""
-    tuned = TrainingConfig(**{**config.__dict__, "epochs": epochs, "lr": config.lr * 0.1})
-    return train(model, splits, tuned, description="fine-tune", **kwargs)
+    return train(model, splits, recovery_config(config, epochs=epochs), description="fine-tune", **kwargs)
 
 
 def save_checkpoint(path: Path, model: nn.Module, metadata: dict[str, Any]) -> None:
