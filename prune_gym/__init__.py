@@ -2,45 +2,69 @@
 
 ``import prune_gym`` registers the gymnasium environments ``FilterSelect-v0``
 and ``LayerRate-v0`` (``gymnasium.make("prune_gym:LayerRate-v0")`` works
-without the import). The public API lives here: tasks (dataset + model +
-checkpoint), the reward and observation registries, and the pruning core.
+without the import) and nothing heavier: the public API below is imported on
+first use, so the ``prune-gym`` command starts fast. It covers tasks (dataset +
+model + checkpoint), the episode state, the reward, observation, criterion,
+model and dataset registries, and the pruning core.
 """
 
-import gymnasium as _gym
+from __future__ import annotations
 
-from prune_gym.envs import FilterSelectEnv, LayerRateEnv, PruningEnv
-from prune_gym.observations import Observation, list_observations, register_observation
-from prune_gym.pruning import PrunableNetwork, count_macs_params, filter_importance, list_importance_criteria
-from prune_gym.rewards import RewardContext, get_reward, list_rewards, register_reward
-from prune_gym.tasks import Task, build_model, get_task, list_models, list_tasks, register_task
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+import prune_gym.envs  # noqa: F401  (registers the environments with gymnasium)
 
-ENV_IDS = ("FilterSelect-v0", "LayerRate-v0")
-for _env_id, _entry_point in zip(ENV_IDS, ("prune_gym.envs:FilterSelectEnv", "prune_gym.envs:LayerRateEnv")):
-    if _env_id not in _gym.registry:
-        _gym.register(id=_env_id, entry_point=_entry_point, disable_env_checker=False)
+__version__ = "0.2.0"
 
-__all__ = [
-    "ENV_IDS",
-    "FilterSelectEnv",
-    "LayerRateEnv",
-    "Observation",
-    "PrunableNetwork",
-    "PruningEnv",
-    "RewardContext",
-    "Task",
-    "build_model",
-    "count_macs_params",
-    "filter_importance",
-    "get_reward",
-    "get_task",
-    "list_importance_criteria",
-    "list_models",
-    "list_observations",
-    "list_rewards",
-    "list_tasks",
-    "register_observation",
-    "register_reward",
-    "register_task",
-]
+_PUBLIC = {
+    "prune_gym.envs": ["FilterSelectEnv", "LayerRateEnv", "PruningEnv", "environment_class", "list_environments"],
+    "prune_gym.state": ["EpisodeState"],
+    "prune_gym.observations": ["Observation", "get_observation", "list_observations", "register_observation"],
+    "prune_gym.rewards": ["get_reward", "list_rewards", "register_reward"],
+    "prune_gym.pruning": ["ImportanceRanking", "PrunableNetwork", "count_macs_params", "filter_importance",
+                          "list_importance_criteria", "register_importance"],
+    "prune_gym.tasks": ["Task", "build_model", "get_task", "list_datasets", "list_models", "list_tasks", "register_dataset",
+                        "register_model", "register_task"],
+}
+_WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
+
+if TYPE_CHECKING:
+    from prune_gym.envs import FilterSelectEnv, LayerRateEnv, PruningEnv, environment_class, list_environments
+    from prune_gym.observations import Observation, get_observation, list_observations, register_observation
+    from prune_gym.pruning import (
+        ImportanceRanking,
+        PrunableNetwork,
+        count_macs_params,
+        filter_importance,
+        list_importance_criteria,
+        register_importance,
+    )
+    from prune_gym.rewards import get_reward, list_rewards, register_reward
+    from prune_gym.state import EpisodeState
+    from prune_gym.tasks import (
+        Task,
+        build_model,
+        get_task,
+        list_datasets,
+        list_models,
+        list_tasks,
+        register_dataset,
+        register_model,
+        register_task,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'prune_gym' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
+
+__all__ = sorted(_WHERE)

@@ -1,13 +1,17 @@
-"""The ``prune-gym`` command: ``pretrain``, ``search``, ``finetune``, ``export``, ``plot`` and ``list``."""
+"""The ``prune-gym`` command: ``pretrain``, ``search``, ``fine-tune``, ``export``, ``plot`` and ``list``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any, Callable, Sequence
 
 from prune_gym.errors import PruneGymError
+from prune_gym.runs import WANDB_MODES, SearchConfig
+
+DEFAULTS = {field.name: field.default for field in dataclasses.fields(SearchConfig) if field.default is not dataclasses.MISSING}
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -42,17 +46,18 @@ def parse_key_values(pairs: list[str]) -> dict[str, Any]:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from prune_gym.search import SearchConfig, run_search
+    from prune_gym.search import INTERRUPTED_EXIT_CODE, run_search
 
     if args.resume:
         summary = run_search(SearchConfig(), run_dir=args.resume, resume=True, progress=not args.quiet)
     else:
         config = SearchConfig(task=args.task, env=args.env, agent=args.agent, reward=args.reward, macs_budget=args.macs_budget,
                               episodes=args.episodes, seed=args.seed, reward_samples=args.reward_samples, device=args.device,
-                              wandb=args.wandb, env_kwargs=parse_key_values(args.env_arg), agent_kwargs=parse_key_values(args.agent_arg))
+                              wandb=args.wandb, checkpoint_every=args.checkpoint_every,
+                              env_kwargs=parse_key_values(args.env_arg), agent_kwargs=parse_key_values(args.agent_arg))
         summary = run_search(config, run_dir=args.run_dir, progress=not args.quiet)
     _print_summary(summary)
-    return 0
+    return INTERRUPTED_EXIT_CODE if summary["interrupted"] else 0
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -78,32 +83,31 @@ def _print_summary(summary: dict[str, Any]) -> None:
     totals.add_row("reward-split accuracy", f"{summary['accuracy_before']:.4f}", f"{best['accuracy']:.4f}",
                    f"{best['accuracy'] / summary['accuracy_before']:.3f}")
     console.print(totals)
-    state = "interrupted: resume with `prune-gym search --resume " + summary["run_dir"] + "`" if summary["interrupted"] else "done"
+    state = f"interrupted: resume with `prune-gym search --resume {summary['run_dir']}`" if summary["interrupted"] else "done"
     console.print(f"budget {summary['macs_budget']} (MACs kept) {'met' if best['budget_met'] else 'NOT met'}; {state}")
     console.print(f"run folder and plots: {summary['run_dir']}/learning_curve.png, accuracy_vs_macs.png")
 
 
-def _finetune(args: argparse.Namespace) -> int:
-    from prune_gym.search import finetune_run
+def _fine_tune(args: argparse.Namespace) -> int:
+    from prune_gym.recovery import fine_tune_run
 
-    report = finetune_run(args.run, epochs=args.epochs, device=args.device, progress=not args.quiet)
+    report = fine_tune_run(args.run, epochs=args.epochs, device=args.device, progress=not args.quiet)
     for key, value in report.items():
         print(f"{key:>28}: {value}")
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    from prune_gym.search import export_pruned
+    from prune_gym.recovery import export_run
 
-    print(f"pruned network written to {export_pruned(args.run, args.output)} (load it with prune_gym.search.load_pruned)")
+    print(f"pruned network written to {export_run(args.run, args.output)} (load it with prune_gym.recovery.load_pruned)")
     return 0
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from prune_gym.search import load_config
     from prune_gym.tracking import plot_run
 
-    for path in plot_run(args.run, load_config(args.run).macs_budget):
+    for path in plot_run(args.run):
         print(path)
     return 0
 
@@ -114,7 +118,9 @@ def _listers() -> dict[str, Callable[[], list[str]]]:
 
     return {
         "tasks": prune_gym.list_tasks,
+        "environments": prune_gym.list_environments,
         "models": prune_gym.list_models,
+        "datasets": prune_gym.list_datasets,
         "rewards": prune_gym.list_rewards,
         "observations": prune_gym.list_observations,
         "criteria": prune_gym.list_importance_criteria,
@@ -142,17 +148,22 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.set_defaults(handler=_pretrain)
 
     search = commands.add_parser("search", help="search a pruned network with an agent; writes a run folder")
-    search.add_argument("--task", default="lenet5-digits")
-    search.add_argument("--env", default="LayerRate-v0", choices=["LayerRate-v0", "FilterSelect-v0"])
-    search.add_argument("--agent", default="ddpg", help="agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO")
-    search.add_argument("--reward", default="accuracy", help="reward name (`prune-gym list rewards`)")
-    search.add_argument("--macs-budget", type=float, default=0.5, help="fraction of the original MACs to keep (default 0.5)")
-    search.add_argument("--episodes", type=int, default=400)
-    search.add_argument("--seed", type=int, default=0)
-    search.add_argument("--reward-samples", type=int, default=1000, help="reward-split images to score on")
-    search.add_argument("--device", default="cpu")
-    search.add_argument("--wandb", default="disabled", choices=["online", "offline", "disabled"],
+    search.add_argument("--task", default=DEFAULTS["task"], help="task name (`prune-gym list tasks`)")
+    search.add_argument("--env", default=DEFAULTS["env"], help="environment id (`prune-gym list environments`)")
+    search.add_argument("--agent", default=DEFAULTS["agent"], help="agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO")
+    search.add_argument("--reward", default=DEFAULTS["reward"],
+                        help="reward name (`prune-gym list rewards`) or package.module:function (default: the environment's)")
+    search.add_argument("--macs-budget", type=float, default=DEFAULTS["macs_budget"],
+                        help="fraction of the original MACs to keep (default: the environment's, 0.5)")
+    search.add_argument("--episodes", type=int, default=DEFAULTS["episodes"])
+    search.add_argument("--seed", type=int, default=DEFAULTS["seed"])
+    search.add_argument("--reward-samples", type=int, default=DEFAULTS["reward_samples"],
+                        help="reward-split images to score on (default: the environment's)")
+    search.add_argument("--device", default=DEFAULTS["device"], help="torch device (default: the environment's, cpu)")
+    search.add_argument("--wandb", default=DEFAULTS["wandb"], choices=WANDB_MODES,
                         help="wandb mode (default: disabled; offline writes a run to sync later with `wandb sync`)")
+    search.add_argument("--checkpoint-every", type=int, default=DEFAULTS["checkpoint_every"], metavar="EPISODES",
+                        help="save the agent every this many episodes (default: %(default)s)")
     search.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<env>-<agent>-s<seed>-<time>)")
     search.add_argument("--resume", metavar="RUN", default=None, help="continue an interrupted run folder")
     search.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="extra environment keyword")
@@ -160,12 +171,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--quiet", action="store_true", help="no progress bar")
     search.set_defaults(handler=_search)
 
-    finetune = commands.add_parser("finetune", help="one-step recovery: fine-tune a run's best pruned network, report test accuracy and latency")
-    finetune.add_argument("run")
-    finetune.add_argument("--epochs", type=int, default=5)
-    finetune.add_argument("--device", default="cpu")
-    finetune.add_argument("--quiet", action="store_true")
-    finetune.set_defaults(handler=_finetune)
+    fine_tune = commands.add_parser("fine-tune", aliases=["finetune"],
+                                    help="one-step recovery: fine-tune a run's best pruned network, report test accuracy and latency")
+    fine_tune.add_argument("run")
+    fine_tune.add_argument("--epochs", type=int, default=5)
+    fine_tune.add_argument("--device", default="cpu")
+    fine_tune.add_argument("--quiet", action="store_true")
+    fine_tune.set_defaults(handler=_fine_tune)
 
     export = commands.add_parser("export", help="write a run's best pruned network (state dict + mask)")
     export.add_argument("run")
@@ -176,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run")
     plot.set_defaults(handler=_plot)
 
-    listing = commands.add_parser("list", help="list registered tasks, models, rewards, observations, criteria or agents")
-    listing.add_argument("what", choices=["tasks", "models", "rewards", "observations", "criteria", "agents"])
+    listing = commands.add_parser("list", help="list registered tasks, environments, models, datasets, rewards, observations, criteria or agents")
+    listing.add_argument("what", choices=["tasks", "environments", "models", "datasets", "rewards", "observations", "criteria", "agents"])
     listing.set_defaults(handler=_list)
     return parser
 

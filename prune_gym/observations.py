@@ -1,68 +1,129 @@
-"""Observation spaces, registered by name and chosen at ``gymnasium.make(..., observation=NAME)``.
+"""Observations, registered by name and chosen at ``gymnasium.make(..., observation=NAME)``.
 
-An observation is a class built once per environment (``cls(env)``) that
-declares its ``space`` and returns ``observe()`` for the group about to be
-decided (``env.unwrapped.step_index``). Built-ins:
+An observation is built once per environment from the network's static
+description (``cls(network)``), declares its ``space`` and maps each
+:class:`~prune_gym.state.EpisodeState` to an array (``observe(state)``: the
+state before deciding group ``state.group_index``), the twin of a reward. A
+plain function of the state is enough for most::
+
+    import prune_gym
+
+    @prune_gym.register_observation("progress", size=2)
+    def progress(state: prune_gym.EpisodeState) -> np.ndarray:
+        return np.array([state.group_index / state.num_groups, state.macs_ratio])
+
+Values are clipped into the declared ``Box(low, high)`` (default [0, 1]).
+Like rewards, observations are also found as ``package.module:name`` and
+through the ``prune_gym.observations`` entry-point group. Built-ins:
 
 * ``layer``: AMC's normalised layer embedding (default of LayerRate-v0), 11
   values in [0, 1]: group index, depthwise flag, input channels, output
   channels, input feature-map size (H x W), stride, kernel size (kh x kw),
   the group's MACs, MACs removed so far, MACs of the later groups (all ratios
-  to the original MACs for the last three), and the previous action's pruned fraction.
-* ``filters``: per-filter importance (L1, std, FPGM, cluster distance, each
-  divided by its maximum over the group), zero-padded to ``max_filters`` and
-  flattened, followed by the ``layer`` embedding (default of FilterSelect-v0).
+  to the original MACs for the last three), and the previous decision's pruned fraction.
+* ``filters``: per-filter importance under every registered criterion marked as a
+  feature (``l1``, ``l2``, ``std``, ``bn-scale``, ``fpgm``, ``cluster`` and users'),
+  each divided by its maximum over the group (zero where a criterion cannot score
+  the group), zero-padded to the widest group and flattened, then the ``layer`` embedding
+  (default of FilterSelect-v0).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import gymnasium as gym
 import numpy as np
 
-if TYPE_CHECKING:
-    from prune_gym.envs.base import PruningEnv
+from prune_gym.pruning.importance import UndefinedImportanceError, get_importance, list_importance_criteria
+from prune_gym.registry import Registry
+from prune_gym.state import EpisodeState
 
-_REGISTRY: dict[str, type["Observation"]] = {}
+if TYPE_CHECKING:
+    from prune_gym.pruning import PrunableNetwork
+
+ENTRY_POINT_GROUP = "prune_gym.observations"
 
 
 class Observation:
-    """Base class of a named observation: subclasses set ``space`` in ``__init__`` and implement ``observe``."""
+    """Base class of a named observation: set ``space`` in ``__init__`` and implement ``observe``."""
 
     space: gym.spaces.Box
 
-    def __init__(self, env: "PruningEnv") -> None:
-        self.env = env
+    def __init__(self, network: "PrunableNetwork") -> None:
+        self.network = network
 
-    def observe(self) -> np.ndarray:
-        """The observation for the group at ``env.step_index`` (clipped into ``space``)."""
+    def observe(self, state: EpisodeState) -> np.ndarray:
+        """The observation before deciding group ``state.group_index``, inside ``space``."""
         raise NotImplementedError
 
 
-def register_observation(name: str, overwrite: bool = False) -> Any:
-    """Class decorator registering an :class:`Observation` subclass under ``name``."""
+def _from_function(name: str, function: Callable[[EpisodeState], np.ndarray], size: int | Callable[["PrunableNetwork"], int],
+                   low: float, high: float) -> type[Observation]:
+    """An :class:`Observation` class around a function of the state (values clipped into [low, high])."""
 
-    def decorate(cls: type[Observation]) -> type[Observation]:
-        if name in _REGISTRY and not overwrite:
-            raise ValueError(f"an observation named {name!r} is already registered; pass overwrite=True to replace it")
-        _REGISTRY[name] = cls
-        return cls
+    class FunctionObservation(Observation):
+        __doc__ = function.__doc__
 
-    return decorate
+        def __init__(self, network: "PrunableNetwork") -> None:
+            super().__init__(network)
+            length = size(network) if callable(size) else size
+            self.space = gym.spaces.Box(low, high, (int(length),), dtype=np.float32)
+
+        def observe(self, state: EpisodeState) -> np.ndarray:
+            values = np.asarray(function(state), dtype=np.float32).reshape(-1)
+            if values.shape != self.space.shape:
+                raise ValueError(f"observation {name!r} returned {values.shape[0]} values, its space declares {self.space.shape[0]}")
+            return np.clip(values, low, high)
+
+    FunctionObservation.__name__ = FunctionObservation.__qualname__ = f"{getattr(function, '__name__', name)}_observation"
+    return FunctionObservation
+
+
+def _adapt(name: str, value: Any) -> type[Observation]:
+    if isinstance(value, type) and issubclass(value, Observation):
+        return value
+    raise ValueError(f"observation {name!r} is a {type(value).__name__}: expected an Observation subclass "
+                     "(decorate a function with @register_observation(name, size=...) to register it)")
+
+
+_OBSERVATIONS: Registry[type[Observation]] = Registry("observation", ENTRY_POINT_GROUP, _adapt)
+
+
+def register_observation(name: str, target: Any = None, *, size: int | Callable[["PrunableNetwork"], int] | None = None,
+                         low: float = 0.0, high: float = 1.0, overwrite: bool = False) -> Any:
+    """Register an observation under ``name``; usable as a decorator or directly.
+
+    ``target`` is an :class:`Observation` subclass, or a function ``f(state) -> array``
+    together with ``size`` (its length, or a function of the network giving it) and
+    the bounds ``low``/``high`` its values are clipped into.
+
+    Raises:
+        ValueError: the name is taken and ``overwrite`` is False, or a function comes without ``size``.
+    """
+
+    def decorate(item: Any) -> Any:
+        if isinstance(item, type) and issubclass(item, Observation):
+            _OBSERVATIONS.register(name, item, overwrite)
+        elif callable(item):
+            if size is None:
+                raise ValueError(f"observation {name!r} is a function: give its length, register_observation({name!r}, size=N)")
+            _OBSERVATIONS.register(name, _from_function(name, item, size, low, high), overwrite)
+        else:
+            raise TypeError(f"observation {name!r} must be an Observation subclass or a function, got {type(item).__name__}")
+        return item
+
+    return decorate if target is None else decorate(target)
 
 
 def list_observations() -> list[str]:
-    """Names of all registered observations."""
-    return sorted(_REGISTRY)
+    """Names of all registered observations (entry points included)."""
+    return _OBSERVATIONS.names()
 
 
 def get_observation(name: str) -> type[Observation]:
     """The observation class registered as ``name``; unknown names list the registered ones."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown observation {name!r}; registered observations: {list_observations()}") from None
+    return _OBSERVATIONS.get(name)
 
 
 def _normalise_columns(table: np.ndarray) -> np.ndarray:
@@ -76,9 +137,8 @@ class LayerEmbedding(Observation):
 
     size = 11
 
-    def __init__(self, env: "PruningEnv") -> None:
-        super().__init__(env)
-        network = env.network
+    def __init__(self, network: "PrunableNetwork") -> None:
+        super().__init__(network)
         position = {layer.name: i for i, layer in enumerate(network.layers)}
         static = []
         for group in network.groups:
@@ -95,37 +155,52 @@ class LayerEmbedding(Observation):
         self._peak_group_macs = max(self._original_group_macs.max(), 1.0)
         self.space = gym.spaces.Box(0.0, 1.0, (self.size,), dtype=np.float32)
 
-    def observe(self) -> np.ndarray:
-        env, network = self.env, self.env.network
-        t = min(env.step_index, network.num_groups - 1)
-        group_macs = self._owner @ network.layer_macs(env.keep)
+    def observe(self, state: EpisodeState) -> np.ndarray:
+        network = self.network
+        t = min(state.group_index, network.num_groups - 1)
+        group_macs = self._owner @ network.layer_macs(state.keep)
         dynamic = [
             self._original_group_macs[t] / self._peak_group_macs,
-            (network.original_macs - env.current_macs) / network.original_macs,
+            (network.original_macs - state.macs) / network.original_macs,
             group_macs[t + 1:].sum() / network.original_macs,
-            env.previous_rate,
+            state.previous_rate,
         ]
         return np.clip(np.concatenate([self._static[t], dynamic]), 0.0, 1.0).astype(np.float32)
 
 
+def feature_criteria() -> list[str]:
+    """The registered criteria the ``filters`` observation uses as per-filter features."""
+    return [name for name in list_importance_criteria() if get_importance(name).feature]
+
+
 @register_observation("filters")
 class FilterFeatures(Observation):
-    """Per-filter importance features of the current group plus the layer embedding."""
+    """Per-filter importance features of the group to decide, plus the layer embedding."""
 
-    criteria = ("l1", "std", "fpgm", "cluster")
+    def __init__(self, network: "PrunableNetwork") -> None:
+        super().__init__(network)
+        self.criteria = feature_criteria()
+        self._layer = LayerEmbedding(network)
+        self._width = max(group.num_channels for group in network.groups)
+        self._cache: dict[int, np.ndarray] = {}
+        self._ranking: object = None  # the ranking the cache was filled from
+        self.space = gym.spaces.Box(0.0, 1.0, (self._width * len(self.criteria) + LayerEmbedding.size,), dtype=np.float32)
 
-    def __init__(self, env: "PruningEnv") -> None:
-        super().__init__(env)
-        self._layer = LayerEmbedding(env)
-        width = env.max_filters
-        self._features = []
-        for index in range(env.network.num_groups):
-            table = np.zeros((width, len(self.criteria)), dtype=np.float64)
-            scores = np.stack([env.network.importance(c)[index] for c in self.criteria], axis=1)
-            table[: len(scores)] = _normalise_columns(np.abs(scores))
-            self._features.append(table.ravel())
-        self.space = gym.spaces.Box(0.0, 1.0, (width * len(self.criteria) + LayerEmbedding.size,), dtype=np.float32)
+    def _features(self, state: EpisodeState, t: int) -> np.ndarray:
+        if state.importance is not self._ranking:  # new weights, new ranking
+            self._cache.clear()
+            self._ranking = state.importance
+        if t not in self._cache:
+            table = np.zeros((self._width, len(self.criteria)))
+            for column, criterion in enumerate(self.criteria):
+                try:
+                    scores = state.importance.scores(criterion)[t]
+                except UndefinedImportanceError:
+                    continue
+                table[: len(scores), column] = np.abs(scores)
+            self._cache[t] = _normalise_columns(table).astype(np.float32).ravel()
+        return self._cache[t]
 
-    def observe(self) -> np.ndarray:
-        t = min(self.env.step_index, self.env.network.num_groups - 1)
-        return np.concatenate([self._features[t].astype(np.float32), self._layer.observe()])
+    def observe(self, state: EpisodeState) -> np.ndarray:
+        t = min(state.group_index, self.network.num_groups - 1)
+        return np.concatenate([self._features(state, t), self._layer.observe(state)])

@@ -1,18 +1,21 @@
 """Reward shapings, registered by name and chosen at ``gymnasium.make(..., reward=NAME)``.
 
-A reward is a function of one :class:`RewardContext` (plus optional keyword
-parameters passed as ``reward_kwargs``) returning a float. Register your own::
+A reward is a function of the :class:`~prune_gym.state.EpisodeState` after a
+step (plus optional keyword parameters passed as ``reward_kwargs``, checked
+against its signature at ``make``) returning a finite float. Register your own::
 
     import prune_gym
 
     @prune_gym.register_reward("accuracy-per-mac")
-    def accuracy_per_mac(ctx: prune_gym.RewardContext) -> float:
-        return ctx.accuracy / ctx.macs_ratio if ctx.done else 0.0
+    def accuracy_per_mac(state: prune_gym.EpisodeState) -> float:
+        return state.accuracy / state.macs_ratio if state.done else 0.0
 
     env = gymnasium.make("prune_gym:LayerRate-v0", reward="accuracy-per-mac")
 
-``ctx.accuracy`` is evaluated lazily on the reward split: a sparse reward that
-reads it only when ``ctx.done`` costs one evaluation per episode, a dense one
+or name it without registering: ``reward="my_package.rewards:accuracy_per_mac"``,
+or publish it under the ``prune_gym.rewards`` entry-point group.
+``state.accuracy`` is evaluated lazily on the reward split: a sparse reward that
+reads it only when ``state.done`` costs one evaluation per episode, a dense one
 that reads it at every step costs one per step (repeated masks hit the cache).
 
 Presets (sparse = non-zero only at the last step of an episode):
@@ -24,7 +27,7 @@ name               kind    formula
 ``amc-flops``      sparse  AMC's R_FLOPs = -error x log(MACs)
 ``amc-params``     sparse  AMC's R_Param = -error x log(params)
 ``try-and-learn``  dense   psi x phi, psi = (b - (A_base - A)) / b, phi = log(1/C),
-                           C = kept fraction of the group just decided (arXiv 1801.07365)
+                           C = kept fraction of the group decided last (arXiv 1801.07365)
 ``shaped``         dense   -error at the end plus potential-based shaping
                            Phi(s') - Phi(s), Phi = weight x MACs saved / MACs to save
                            (Ng et al. 1999): returns equal ``accuracy``'s, so the
@@ -35,74 +38,17 @@ name               kind    formula
 
 from __future__ import annotations
 
+import inspect
 import math
-from dataclasses import dataclass, field
-from functools import cached_property
+import numbers
+from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
+from prune_gym.registry import Registry
+from prune_gym.state import EpisodeState
 
 RewardFunction = Callable[..., float]
-
-
-@dataclass(frozen=True)
-class RewardContext:
-    """Everything a reward may look at after one step. Ratios are pruned / original.
-
-    Attributes:
-        accuracy_before: reward-split accuracy of the unpruned network, in [0, 1].
-        macs_before, params_before: MACs (multiply-accumulates) and params of the unpruned network.
-        macs, params: of the network as decided so far (undecided groups fully kept).
-        macs_previous: MACs before this step's decision.
-        macs_budget: fraction of the original MACs the pruned network may keep.
-        step: index of this step in the episode (= index of the group just decided).
-        num_groups: number of steps in an episode.
-        done: whether this was the last step.
-        kept_fractions: fraction of channels kept per group (1.0 for groups not decided yet).
-    """
-
-    accuracy_before: float
-    macs_before: int
-    params_before: int
-    macs: int
-    params: int
-    macs_previous: int
-    macs_budget: float
-    step: int
-    num_groups: int
-    done: bool
-    kept_fractions: np.ndarray
-    evaluate: Callable[[], float] = field(repr=False, compare=False)
-
-    @cached_property
-    def accuracy(self) -> float:
-        """Reward-split accuracy of the network as decided so far (evaluated on first access)."""
-        return float(self.evaluate())
-
-    @property
-    def group(self) -> int:
-        """Index of the group decided at this step."""
-        return self.step
-
-    @property
-    def error(self) -> float:
-        """1 - accuracy."""
-        return 1.0 - self.accuracy
-
-    @property
-    def accuracy_drop(self) -> float:
-        """accuracy_before - accuracy (positive when pruning hurts)."""
-        return self.accuracy_before - self.accuracy
-
-    @property
-    def macs_ratio(self) -> float:
-        """MACs kept / original MACs."""
-        return self.macs / self.macs_before
-
-    @property
-    def params_ratio(self) -> float:
-        """Params kept / original params."""
-        return self.params / self.params_before
+ENTRY_POINT_GROUP = "prune_gym.rewards"
 
 
 @dataclass(frozen=True)
@@ -114,8 +60,40 @@ class RewardSpec:
     sparse: bool
     description: str
 
+    def check_kwargs(self, reward_kwargs: dict[str, Any]) -> None:
+        """Fail now if ``reward_kwargs`` do not fit the function's signature (unknown or missing parameters)."""
+        try:
+            inspect.signature(self.function).bind(None, **reward_kwargs)
+        except TypeError as error:
+            parameters = [p for p in list(inspect.signature(self.function).parameters)[1:]]
+            raise ValueError(f"invalid reward_kwargs={reward_kwargs!r} for reward {self.name!r} ({error}); "
+                             f"its parameters: {parameters}") from None
+        except ValueError:  # no signature (a builtin): nothing to check
+            pass
 
-_REGISTRY: dict[str, RewardSpec] = {}
+    def __call__(self, state: EpisodeState, reward_kwargs: dict[str, Any]) -> float:
+        """The reward of ``state``, checked to be a finite real number."""
+        value = self.function(state, **reward_kwargs)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            raise ValueError(f"reward {self.name!r} returned {value!r} after group {state.last_group_index}: "
+                             "a reward must return a finite float")
+        return float(value)
+
+
+def _describe(function: RewardFunction) -> str:
+    return (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
+
+
+def _adapt(name: str, function: Any) -> RewardSpec:
+    if isinstance(function, RewardSpec):
+        return function
+    if not callable(function):
+        raise ValueError(f"reward {name!r} is a {type(function).__name__}, not a function of an EpisodeState")
+    return RewardSpec(name, function, False, _describe(function))
+
+
+_REWARDS: Registry[RewardSpec] = Registry("reward", ENTRY_POINT_GROUP, _adapt,
+                                          hint="(or pass 'package.module:function', or a callable)")
 
 
 def register_reward(
@@ -129,8 +107,8 @@ def register_reward(
 
     Args:
         name: the name passed as ``reward=`` at ``gymnasium.make``.
-        function: ``f(ctx: RewardContext, **reward_kwargs) -> float``.
-        sparse: documentation flag: the reward is non-zero only when ``ctx.done``.
+        function: ``f(state: EpisodeState, **reward_kwargs) -> float``.
+        sparse: documentation flag: the reward is non-zero only when ``state.done``.
         overwrite: allow replacing an existing registration.
 
     Raises:
@@ -140,79 +118,73 @@ def register_reward(
     def decorate(fn: RewardFunction) -> RewardFunction:
         if not callable(fn):
             raise TypeError(f"reward {name!r} must be callable, got {type(fn).__name__}")
-        if name in _REGISTRY and not overwrite:
-            raise ValueError(f"a reward named {name!r} is already registered; pass overwrite=True to replace it")
-        description = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[name] = RewardSpec(name, fn, sparse, description)
+        _REWARDS.register(name, RewardSpec(name, fn, sparse, _describe(fn)), overwrite)
         return fn
 
     return decorate if function is None else decorate(function)
 
 
 def list_rewards() -> list[str]:
-    """Names of all registered rewards."""
-    return sorted(_REGISTRY)
+    """Names of all registered rewards (entry points included)."""
+    return _REWARDS.names()
 
 
 def get_reward(reward: str | RewardFunction) -> RewardSpec:
-    """Resolve a reward name or callable to its :class:`RewardSpec`.
+    """Resolve a reward name, ``module:function`` or callable to its :class:`RewardSpec`.
 
     Raises:
         ValueError: unknown name (the message lists the registered ones).
     """
     if callable(reward):
         return RewardSpec(getattr(reward, "__name__", "custom"), reward, False, "user-supplied callable")
-    try:
-        return _REGISTRY[reward]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown reward {reward!r}; registered rewards: {list_rewards()} (or pass a callable)") from None
+    return _REWARDS.get(reward)
 
 
 @register_reward("accuracy", sparse=True)
-def accuracy_reward(ctx: RewardContext) -> float:
+def accuracy_reward(state: EpisodeState) -> float:
     """AMC's R_err: -error of the pruned network at the end of the episode."""
-    return -ctx.error if ctx.done else 0.0
+    return -state.error if state.done else 0.0
 
 
 @register_reward("amc-flops", sparse=True)
-def amc_flops_reward(ctx: RewardContext) -> float:
+def amc_flops_reward(state: EpisodeState) -> float:
     """AMC's R_FLOPs: -error x log(MACs) at the end of the episode."""
-    return -ctx.error * math.log(ctx.macs) if ctx.done else 0.0
+    return -state.error * math.log(state.macs) if state.done else 0.0
 
 
 @register_reward("amc-params", sparse=True)
-def amc_params_reward(ctx: RewardContext) -> float:
+def amc_params_reward(state: EpisodeState) -> float:
     """AMC's R_Param: -error x log(params) at the end of the episode."""
-    return -ctx.error * math.log(ctx.params) if ctx.done else 0.0
+    return -state.error * math.log(state.params) if state.done else 0.0
 
 
 @register_reward("try-and-learn")
-def try_and_learn_reward(ctx: RewardContext, drop_allowance: float = 0.02) -> float:
-    """Try-and-learn psi x phi for the group just decided; ``drop_allowance`` is the paper's b."""
+def try_and_learn_reward(state: EpisodeState, drop_allowance: float = 0.02) -> float:
+    """Try-and-learn psi x phi for the group decided last; ``drop_allowance`` is the paper's b."""
     if drop_allowance <= 0:
         raise ValueError(f"try-and-learn drop_allowance (b) must be > 0, got {drop_allowance}")
-    psi = (drop_allowance - ctx.accuracy_drop) / drop_allowance
-    phi = math.log(1.0 / ctx.kept_fractions[ctx.step])
+    psi = (drop_allowance - state.accuracy_drop) / drop_allowance
+    phi = math.log(1.0 / state.kept_fractions[state.last_group_index])
     return psi * phi
 
 
-def _saving_potential(macs: int, ctx: RewardContext, weight: float) -> float:
+def _saving_potential(macs: int, state: EpisodeState, weight: float) -> float:
     """Phi = weight x (MACs saved so far) / (MACs the budget asks to save)."""
-    to_save = max(ctx.macs_before * (1.0 - ctx.macs_budget), 1.0)
-    return weight * (ctx.macs_before - macs) / to_save
+    to_save = max(state.macs_before * (1.0 - state.macs_budget), 1.0)
+    return weight * (state.macs_before - macs) / to_save
 
 
 @register_reward("shaped")
-def shaped_reward(ctx: RewardContext, weight: float = 1.0) -> float:
+def shaped_reward(state: EpisodeState, weight: float = 1.0) -> float:
     """-error at the end plus potential-based MACs shaping (Phi(terminal) = 0), dense."""
-    before = _saving_potential(ctx.macs_previous, ctx, weight)
-    after = 0.0 if ctx.done else _saving_potential(ctx.macs, ctx, weight)
-    return after - before + (-ctx.error if ctx.done else 0.0)
+    before = _saving_potential(state.previous_macs, state, weight)
+    after = 0.0 if state.done else _saving_potential(state.macs, state, weight)
+    return after - before + (-state.error if state.done else 0.0)
 
 
 @register_reward("budget-penalty", sparse=True)
-def budget_penalty_reward(ctx: RewardContext, penalty: float = 1.0) -> float:
+def budget_penalty_reward(state: EpisodeState, penalty: float = 1.0) -> float:
     """-error minus ``penalty`` x relative MACs excess over the budget, at the end of the episode."""
-    if not ctx.done:
+    if not state.done:
         return 0.0
-    return -ctx.error - penalty * max(0.0, ctx.macs_ratio - ctx.macs_budget) / ctx.macs_budget
+    return -state.error - penalty * max(0.0, state.macs_ratio - state.macs_budget) / state.macs_budget

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from prune_gym.wrappers import EpisodeRecord
-
-if TYPE_CHECKING:
-    from prune_gym.search import SearchConfig
+from prune_gym.runs import EpisodeRecord, RunFolder, SearchConfig, best_episode
 
 
 class Tracker:
@@ -21,16 +18,16 @@ class Tracker:
     compare side by side in the ``prune_gym`` project. ``disabled`` writes nothing.
     """
 
-    def __init__(self, config: "SearchConfig", run_dir: Path) -> None:
+    def __init__(self, config: SearchConfig, run_dir: Path) -> None:
         self.run = None
         if config.wandb == "disabled":
             return
         import wandb
 
-        self.run = wandb.init(project="prune_gym", group=config.task, name=run_dir.name, config=asdict(config),
+        self.run = wandb.init(project=config.wandb_project, group=config.task, name=run_dir.name, config=asdict(config),
                               mode=config.wandb, dir=str(run_dir), resume="allow", id=run_dir.name.replace(".", "-"))
 
-    def log_episode(self, record: EpisodeRecord) -> None:
+    def log_episode(self, record: EpisodeRecord, best: EpisodeRecord | None) -> None:
         """One point per episode on every learning curve."""
         if self.run is not None:
             self.run.log({"episode_return": record.episode_return, "accuracy": record.accuracy,
@@ -48,44 +45,45 @@ class Tracker:
         self.run.finish()
 
 
-def plot_run(run_dir: str | Path, macs_budget: float) -> list[Path]:
+def plot_run(run_dir: str | Path) -> list[Path]:
     """Write ``learning_curve.png`` and ``accuracy_vs_macs.png`` from the run's ``episodes.csv``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from prune_gym.search import read_episodes
-
-    run_dir = Path(run_dir)
-    rows = read_episodes(run_dir)
-    if not rows:
+    folder = RunFolder(run_dir)
+    macs_budget = folder.read_config().macs_budget
+    records, _ = folder.episodes()
+    if not records:
         return []
-    episodes = np.array([r["episode"] for r in rows])
-    returns = np.array([r["episode_return"] for r in rows])
-    window = max(1, min(20, len(rows) // 5))
+    episodes = np.array([r.episode for r in records])
+    returns = np.array([r.episode_return for r in records])
+    window = max(1, min(20, len(records) // 5))
     moving = np.convolve(returns, np.ones(window) / window, mode="valid")
 
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.plot(episodes, returns, ".", alpha=0.4, label="episode return")
     axis.plot(episodes[window - 1:], moving, label=f"moving average ({window})")
-    axis.set(xlabel="episode", ylabel="return", title=run_dir.name)
+    axis.set(xlabel="episode", ylabel="return", title=folder.path.name)
     axis.legend()
-    curve = run_dir / "learning_curve.png"
+    curve = folder.path / "learning_curve.png"
     figure.tight_layout()
     figure.savefig(curve, dpi=100)
     plt.close(figure)
 
     figure, axis = plt.subplots(figsize=(6, 4))
-    macs = np.array([r["macs_ratio"] for r in rows])
-    accuracy = np.array([r["accuracy"] for r in rows])
+    macs = np.array([r.macs_ratio for r in records])
+    accuracy = np.array([r.accuracy for r in records])
     axis.scatter(macs, accuracy, c=episodes, s=10, cmap="viridis", label="episodes (colour = episode)")
-    best = max(rows, key=lambda r: (r["budget_met"], r["episode_return"]))
-    axis.scatter([best["macs_ratio"]], [best["accuracy"]], marker="*", s=250, c="red", label=f"best (episode {best['episode']})")
-    axis.axvline(macs_budget, color="grey", linestyle="--", label=f"MACs budget {macs_budget:g}")
-    axis.set(xlabel="MACs kept / original", ylabel="reward-split accuracy", title=run_dir.name)
+    best = best_episode(records)
+    assert best is not None
+    axis.scatter([best.macs_ratio], [best.accuracy], marker="*", s=250, c="red", label=f"best (episode {best.episode})")
+    if macs_budget is not None:
+        axis.axvline(macs_budget, color="grey", linestyle="--", label=f"MACs budget {macs_budget:g}")
+    axis.set(xlabel="MACs kept / original", ylabel="reward-split accuracy", title=folder.path.name)
     axis.legend(loc="lower right")
-    scatter = run_dir / "accuracy_vs_macs.png"
+    scatter = folder.path / "accuracy_vs_macs.png"
     figure.tight_layout()
     figure.savefig(scatter, dpi=100)
     plt.close(figure)

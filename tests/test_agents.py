@@ -77,16 +77,16 @@ def test_try_and_learn_beats_uniform_l1_at_the_budget(uniform_l1):
 
 def test_try_and_learn_fine_tunes_after_each_layer_and_scores_later_layers_on_tuned_weights():
     env = recorded("FilterSelect-v0", reward="try-and-learn", enforce_budget=True)
-    agent = make_agent("try-and-learn", env, seed=0, finetune_steps=20)
+    agent = make_agent("try-and-learn", env, seed=0, fine_tune_steps=20, updates_per_layer=2)
     pretrained = {k: v.clone() for k, v in env.unwrapped.network.model.state_dict().items()}
-    agent.learn(32)
+    agent.learn(34)
     tuned = env.unwrapped.network.model.state_dict()
     assert env.unwrapped.weights_changed and not torch.equal(tuned["features.0.weight"], pretrained["features.0.weight"])
     final = agent.run_episode(lambda observation, step: agent.predict(observation))
     assert env.episodes[-1].budget_met and np.isfinite(final).all()
     assert env.episodes[-1].accuracy >= 0.9
-    with pytest.raises(ValueError, match="finetune_steps"):
-        make_agent("try-and-learn", env, finetune_steps=-1)
+    with pytest.raises(ValueError, match="fine_tune_steps"):
+        make_agent("try-and-learn", env, fine_tune_steps=-1)
 
 
 @pytest.mark.parametrize("name, env_id, kwargs", [
@@ -143,5 +143,5 @@ def test_third_party_agent_plugs_in_through_entry_points(tmp_path, monkeypatch):
     assert "half" in list_agents()
     env = recorded(enforce_budget=False)
     make_agent("half", env).learn(2)
-    assert [e.rates for e in env.episodes] == [[0.5, 0.5], [0.5, 0.5]]
+    assert [e.rates for e in env.episodes] == [(0.5, 0.5), (0.5, 0.5)]
     sys.modules.pop("my_pruner", None)

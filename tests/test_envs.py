@@ -1,5 +1,6 @@
 """FilterSelect-v0 and LayerRate-v0: construction, spaces, episodes, info, determinism, bad input, checkers."""
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -105,8 +106,8 @@ def test_layer_rate_applies_the_rate_with_the_ranking_criterion():
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([0.5], dtype=np.float32))
     group = base.network.groups[0]
-    expected = base.network.keep_most_important(0, round(group.num_channels * 0.5), "std")
-    np.testing.assert_array_equal(base.keep[0], expected)
+    expected = base.ranking.keep_most_important(0, round(group.num_channels * 0.5), "std")
+    np.testing.assert_array_equal(base.state.keep[0], expected)
     assert info["rate_pruned"] == pytest.approx(1 - expected.sum() / group.num_channels)
 
 
@@ -208,12 +209,21 @@ def test_async_vector_env_runs_episodes():
 
 
 # --------------------------------------------------------------------- rewards
-def context(**overrides):
-    values = dict(accuracy_before=0.95, macs_before=1_000_000, params_before=50_000, macs=400_000, params=20_000,
-                  macs_previous=600_000, macs_budget=0.5, step=1, num_groups=2, done=True,
-                  kept_fractions=np.array([0.5, 0.25]), evaluate=lambda: 0.9)
-    values.update(overrides)
-    return prune_gym.RewardContext(**values)
+class TwoGroupNetwork:
+    """The static description an EpisodeState needs, for two groups of 4 channels: 1e6 MACs, 5e4 params unpruned."""
+
+    num_groups = 2
+    original_macs, original_params = 1_000_000, 50_000
+    groups = [None, None]
+
+
+def context(macs=400_000, done=True, group_index=None, keep=((1, 1, 0, 0), (1, 0, 0, 0)), evaluate=lambda: 0.9, **overrides):
+    """The state after deciding both groups (or ``group_index`` of them), built by hand: no environment needed."""
+    state = prune_gym.EpisodeState(network=TwoGroupNetwork(), importance=None, macs_budget=0.5, accuracy_before=0.95,
+                                   group_index=(2 if done else 1) if group_index is None else group_index,
+                                   keep=tuple(np.array(k, bool) for k in keep), macs=macs, params=20_000,
+                                   previous_macs=600_000, previous_rate=0.75, evaluate=evaluate)
+    return dataclasses.replace(state, **overrides)
 
 
 def test_reward_presets_match_their_papers():
@@ -225,7 +235,7 @@ def test_reward_presets_match_their_papers():
     assert reward("accuracy", context(done=False)) == 0.0
     psi, phi = (0.02 - 0.05) / 0.02, math.log(1 / 0.25)
     assert reward("try-and-learn", ctx, drop_allowance=0.02) == pytest.approx(psi * phi)
-    assert reward("try-and-learn", context(step=0, evaluate=lambda: 0.94), drop_allowance=0.1) == pytest.approx(0.9 * math.log(2))
+    assert reward("try-and-learn", context(done=False, evaluate=lambda: 0.94), drop_allowance=0.1) == pytest.approx(0.9 * math.log(2))
     assert reward("budget-penalty", context(macs=750_000), penalty=2.0) == pytest.approx(-0.1 - 2.0 * 0.25 / 0.5)
     assert reward("budget-penalty", ctx) == pytest.approx(-0.1)
     assert set(prune_gym.list_rewards()) >= {"accuracy", "amc-flops", "amc-params", "try-and-learn", "shaped", "budget-penalty"}
@@ -315,7 +325,7 @@ def test_fine_tune_recovers_the_pruned_network_and_everything_follows_the_tuned_
     env = make("LayerRate-v0", enforce_budget=False).unwrapped
     run_episode(env, actions=[np.array([0.8], dtype=np.float32)] * env.network.num_groups)
     keep = env.last_keep_mask
-    pruned_accuracy, l1_before = env.evaluator.accuracy(keep), [s.copy() for s in env.network.importance("l1")]
+    pruned_accuracy, l1_before = env.evaluator.accuracy(keep), [s.copy() for s in env.ranking.scores("l1")]
     accuracy_before = env.accuracy_before
 
     tuned_accuracy = env.fine_tune(keep, steps=30)
@@ -325,7 +335,7 @@ def test_fine_tune_recovers_the_pruned_network_and_everything_follows_the_tuned_
     assert env.evaluator.accuracy(keep) == tuned_accuracy
     splits = env.task.splits()
     assert evaluate(env.network.export(keep), splits.reward_x[:200], splits.reward_y[:200]) == pytest.approx(tuned_accuracy)
-    assert not np.allclose(env.network.importance("l1")[0], l1_before[0])
+    assert not np.allclose(env.ranking.scores("l1")[0], l1_before[0])
     with pytest.raises(ValueError, match="steps"):
         env.fine_tune(keep, steps=0)
     with pytest.raises(ValueError, match="at least one channel"):

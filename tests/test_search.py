@@ -9,8 +9,14 @@ import prune_gym
 from prune_gym.cli import main
 from prune_gym.errors import RunError
 from prune_gym.pruning import count_macs_params
-from prune_gym.search import SearchConfig, export_pruned, load_pruned, pruned_network, read_episodes, run_search
+from prune_gym.recovery import export_run, load_pruned, pruned_network
+from prune_gym.runs import RunFolder, SearchConfig, best_episode
+from prune_gym.search import run_search
 from prune_gym.wrappers import EpisodeRecorder
+
+
+def read_episodes(run):
+    return RunFolder(run).episodes()[0]
 
 FAST = dict(task="lenet5-digits", reward_samples=200)
 
@@ -18,14 +24,15 @@ FAST = dict(task="lenet5-digits", reward_samples=200)
 def test_search_writes_every_artefact_and_the_best_mask_reproduces_its_macs(tmp_path):
     run = tmp_path / "run"
     summary = run_search(SearchConfig(agent="random-search", episodes=12, **FAST), run_dir=run, progress=False)
-    for name in ("config.json", "episodes.csv", "best_mask.npz", "summary.json", "learning_curve.png", "accuracy_vs_macs.png", "agent"):
+    for name in ("config.json", "episodes.csv", "best_mask.npz", "summary.json", "learning_curve.png", "accuracy_vs_macs.png",
+                 "checkpoint/agent"):
         assert (run / name).exists(), name
     rows = read_episodes(run)
-    assert [r["episode"] for r in rows] == list(range(12))
-    best = max(rows, key=lambda r: (r["budget_met"], r["episode_return"]))
-    assert summary["best"]["episode"] == best["episode"] and summary["best"]["accuracy"] == pytest.approx(best["accuracy"])
+    assert [r.episode for r in rows] == list(range(12))
+    best = best_episode(rows)
+    assert summary["best"]["episode"] == best.episode and summary["best"]["accuracy"] == pytest.approx(best.accuracy)
     assert json.loads((run / "summary.json").read_text())["best"]["macs"] == summary["best"]["macs"]
-    exported = load_pruned(export_pruned(run))
+    exported = load_pruned(export_run(run))
     assert count_macs_params(exported, (1, 28, 28))[0] == summary["best"]["macs"]
     assert not list(run.glob("*.partial"))
 
@@ -50,25 +57,25 @@ def test_interrupted_run_keeps_its_episodes_and_resumes_to_the_total(tmp_path, m
     monkeypatch.setattr(EpisodeRecorder, "step", original_step)
     resumed = run_search(SearchConfig(), run_dir=run, resume=True, progress=False)
     assert not resumed["interrupted"] and resumed["episodes_done"] == 10
-    assert [r["episode"] for r in read_episodes(run)] == list(range(10))
+    assert [r.episode for r in read_episodes(run)] == list(range(10))
 
 
 def test_weights_fine_tuned_during_a_search_are_kept_exported_and_reloaded_on_resume(tmp_path):
     run = tmp_path / "run"
     config = SearchConfig(env="FilterSelect-v0", agent="try-and-learn", reward="try-and-learn", episodes=20,
-                          agent_kwargs={"finetune_steps": 10, "trials_per_update": 4}, **FAST)
+                          agent_kwargs={"fine_tune_steps": 10, "trials_per_update": 4, "updates_per_layer": 2}, **FAST)
     run_search(config, run_dir=run, progress=False)
-    tuned = torch.load(run / "weights.pt", weights_only=True)
+    tuned = torch.load(run / "checkpoint" / "weights.pt", weights_only=True)
     original, pruned, keep = pruned_network(run)
     torch.testing.assert_close(pruned.features[0].weight, tuned["features.0.weight"][torch.from_numpy(keep[0])])
     assert not torch.equal(original.features[0].weight, tuned["features.0.weight"])
     run_search(SearchConfig(), run_dir=run, resume=True, progress=False)
-    for name, tensor in torch.load(run / "weights.pt", weights_only=True).items():
+    for name, tensor in torch.load(run / "checkpoint" / "weights.pt", weights_only=True).items():
         assert torch.equal(tensor, tuned[name]), name
 
 
 def test_bad_inputs_are_clear_errors_and_leave_nothing(tmp_path):
-    with pytest.raises(ValueError, match="macs-budget"):
+    with pytest.raises(ValueError, match="macs_budget"):
         run_search(SearchConfig(macs_budget=1.5, **FAST), run_dir=tmp_path / "a")
     with pytest.raises(ValueError, match="installed agents"):
         run_search(SearchConfig(agent="nope", **FAST), run_dir=tmp_path / "b")
@@ -83,17 +90,17 @@ def test_bad_inputs_are_clear_errors_and_leave_nothing(tmp_path):
         run_search(SearchConfig(agent="uniform", episodes=1, **FAST), run_dir=tmp_path / "full")
 
 
-def test_cli_search_finetune_export_plot_and_list(tmp_path, capsys):
+def test_cli_search_fine_tune_export_plot_and_list(tmp_path, capsys):
     run = tmp_path / "run"
     args = ["search", "--task", "lenet5-digits", "--agent", "uniform", "--episodes", "2", "--run-dir", str(run), "--quiet",
             "--reward-samples", "200", "--env-arg", "criterion=std"]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "MACs" in out and "reward-split accuracy" in out and str(run) in out
-    assert json.loads((run / "config.json").read_text())["env_kwargs"] == {"criterion": "std"}
-    assert main(["finetune", str(run), "--epochs", "1", "--quiet"]) == 0
-    report = json.loads((run / "finetune.json").read_text())
-    assert report["macs_pruned"] < report["macs_original"] and 0 < report["test_accuracy_finetuned"] <= 1
+    assert json.loads((run / "config.json").read_text())["env_kwargs"]["criterion"] == "std"
+    assert main(["fine-tune", str(run), "--epochs", "1", "--quiet"]) == 0
+    report = json.loads((run / "fine_tune.json").read_text())
+    assert report["macs_pruned"] < report["macs_original"] and 0 < report["test_accuracy_fine_tuned"] <= 1
     assert report["latency_ms_pruned"] > 0
     assert main(["export", str(run), "--output", str(tmp_path / "net.pt")]) == 0
     assert (tmp_path / "net.pt").exists()
@@ -101,7 +108,7 @@ def test_cli_search_finetune_export_plot_and_list(tmp_path, capsys):
     assert main(["plot", str(run)]) == 0 and (run / "learning_curve.png").exists()
     assert main(["list", "agents"]) == 0 and "try-and-learn" in capsys.readouterr().out
     assert main(["search", "--task", "lenet5-digits", "--macs-budget", "0", "--run-dir", str(tmp_path / "bad")]) == 2
-    assert "macs-budget" in capsys.readouterr().err
+    assert "macs_budget" in capsys.readouterr().err
 
 
 def test_wandb_offline_run_is_written_under_the_run_folder(tmp_path):

@@ -1,4 +1,4 @@
-"""Baseline agents for LayerRate-v0: each plays a fixed per-group pruning-rate schedule.
+"""Baseline agents for LayerRate-v0: each plays a per-group pruning-rate schedule.
 
 * :class:`UniformAgent`: the same rate for every group, the largest kept width
   that meets the MACs budget (found by bisection on the analytic MACs count).
@@ -14,7 +14,7 @@ Filters inside a group are ranked by the environment's ``criterion``.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
@@ -33,16 +33,16 @@ def _bisect(meets_budget: Callable[[float], bool], low: float, high: float, iter
 class ScheduleAgent(BaseAgent):
     """An agent that plays ``self.rates`` (one pruned fraction per group) every episode."""
 
+    supported_environments = ("LayerRate-v0",)
+
     def __init__(self, env: gym.Env, seed: int | None = None) -> None:
         super().__init__(env, seed)
-        if env.action_space.shape != (1,):
-            raise ValueError(f"{type(self).__name__} plays per-group rates: use LayerRate-v0, not an env with action space {env.action_space}")
         self.rates = np.zeros(self.episode_length)
 
     def _keep_for_rates(self, rates: np.ndarray) -> list[np.ndarray]:
-        network, criterion = self.pruning_env.network, self.pruning_env.criterion
-        return [network.keep_most_important(g, round(group.num_channels * (1 - rate)), criterion)
-                for g, (group, rate) in enumerate(zip(network.groups, rates))]
+        env = self.pruning_env
+        return [env.ranking.keep_most_important(g, round(group.num_channels * (1 - rate)), env.criterion)
+                for g, (group, rate) in enumerate(zip(env.network.groups, rates))]
 
     def _meets_budget(self, keep: list[np.ndarray]) -> bool:
         network = self.pruning_env.network
@@ -50,11 +50,11 @@ class ScheduleAgent(BaseAgent):
 
     def learn(self, episodes: int) -> None:
         for _ in range(episodes):
-            self.run_episode(lambda observation, step: self.predict(observation))
+            self.run_episode(lambda observation, group_index: self.predict(observation))
 
     def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        step = min(self.pruning_env.step_index, self.episode_length - 1)
-        return np.array([self.rates[step]], dtype=np.float32)
+        group_index = min(self.pruning_env.state.group_index, self.episode_length - 1)
+        return np.array([self.rates[group_index]], dtype=np.float32)
 
 
 class UniformAgent(ScheduleAgent):
@@ -71,7 +71,8 @@ class GlobalRankingAgent(ScheduleAgent):
 
     def __init__(self, env: gym.Env, seed: int | None = None) -> None:
         super().__init__(env, seed)
-        scores = [s / s.max() if s.max() > 0 else np.ones_like(s) for s in self.pruning_env.network.importance(self.pruning_env.criterion)]
+        ranking = self.pruning_env.ranking.scores(self.pruning_env.criterion)
+        scores = [s / s.max() if s.max() > 0 else np.ones_like(s) for s in ranking]
 
         def rates_at(threshold: float) -> np.ndarray:
             return np.array([1 - max(int((s > threshold).sum()), 1) / len(s) for s in scores])
@@ -87,3 +88,10 @@ class RandomSearchAgent(ScheduleAgent):
         for _ in range(episodes):
             self.rates = self.rng.uniform(0.0, self.pruning_env.max_rate, self.episode_length)
             super().learn(1)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "rates": self.rates.tolist()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.rates = np.array(state["rates"])

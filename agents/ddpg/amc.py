@@ -18,8 +18,6 @@ SB3's DDPG has one learning rate for actor and critic (AMC: 1e-4 / 1e-3); we use
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -111,14 +109,18 @@ class AMCAgent(SB3Agent):
         warmup_episodes: episodes of random actions before learning (AMC: 100).
         sigma, sigma_decay: exploration noise (AMC: 0.5, x0.95 per episode).
         hidden: actor and critic hidden layers (AMC: 400, 300).
+        baseline_alpha: weight of the newest return in the moving-average baseline (AMC: 0.5).
         Other keyword arguments go to SB3's ``DDPG``.
     """
 
+    supported_action_spaces = (gym.spaces.Box,)
+
+    @classmethod
+    def supported_action_spaces_for(cls, hyperparameters: dict[str, Any]) -> tuple[type[gym.Space], ...]:
+        return cls.supported_action_spaces
+
     def __init__(self, env: gym.Env, seed: int | None = None, warmup_episodes: int = 100, sigma: float = 0.5,
                  sigma_decay: float = 0.95, hidden: tuple[int, ...] = (400, 300), baseline_alpha: float = 0.5, **kwargs: Any) -> None:
-        if not isinstance(env.action_space, gym.spaces.Box):
-            raise ValueError(f"AMC's DDPG needs a continuous action space; got {env.action_space} "
-                             "(use LayerRate-v0 or FilterSelect-v0 with action_type='continuous')")
         self.noise = TruncatedNormalNoise(sigma, sigma_decay, warmup_episodes, seed)
         length = env.unwrapped.network.num_groups
         defaults = dict(
@@ -133,21 +135,13 @@ class AMCAgent(SB3Agent):
     def _build(self, cls, policy, seed, kwargs):
         return _AMCDDPG(policy, self.env, seed=seed, verbose=0, **kwargs)
 
-    def save(self, path: str | Path) -> None:
-        """Networks (SB3 zip) plus the noise state, the reward baseline and the step counter (JSON beside it)."""
-        super().save(path)
-        state = {"episodes": self.model._episode_num,
-                 "baseline": self.model.replay_buffer.baseline, "num_timesteps": self.model.num_timesteps}
-        self._state_path(path).write_text(json.dumps(state))
+    def state_dict(self) -> dict[str, Any]:
+        """SB3's counters and random state, plus the noise generator and the reward baseline."""
+        return {**super().state_dict(), "noise_rng": self.noise.rng.bit_generator.state,
+                "baseline": self.model.replay_buffer.baseline}
 
-    def load(self, path: str | Path) -> None:
-        super().load(path)
-        state = json.loads(self._state_path(path).read_text())
-        self.model._episode_num = state["episodes"]
-        self.noise.set_episode(state["episodes"])
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.noise.rng.bit_generator.state = state["noise_rng"]
+        self.noise.set_episode(self.model._episode_num)
         self.model.replay_buffer.baseline = state["baseline"]
-        self.model.num_timesteps = state["num_timesteps"]
-
-    @staticmethod
-    def _state_path(path: str | Path) -> Path:
-        return Path(path).with_suffix(".amc.json")

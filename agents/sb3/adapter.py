@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +11,17 @@ import gymnasium as gym
 import numpy as np
 import stable_baselines3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.save_util import load_from_zip_file
 
-from agents.common import BaseAgent
+from agents.common import BaseAgent, global_random_state, set_global_random_state
+
+_PROBE_SPACES: tuple[gym.Space, ...] = (gym.spaces.Box(0.0, 1.0, (1,)), gym.spaces.Discrete(2), gym.spaces.MultiBinary(2),
+                                        gym.spaces.MultiDiscrete([2, 2]))
+_BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
 def quiet_logger() -> Logger:
@@ -20,22 +29,58 @@ def quiet_logger() -> Logger:
     return Logger(folder=None, output_formats=[])
 
 
-class SB3Agent(BaseAgent):
-    """``algorithm`` (``PPO``, ``A2C``, ``SAC``, ``TD3``, ``DDPG``, ...) from stable-baselines3 on a prune_gym env.
+def algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
+    """The stable-baselines3 algorithm class named ``algorithm``; unknown names list the known ones."""
+    cls = getattr(stable_baselines3, algorithm, None)
+    if not (isinstance(cls, type) and issubclass(cls, BaseAlgorithm)):
+        known = sorted(n for n in dir(stable_baselines3) if isinstance(getattr(stable_baselines3, n), type)
+                       and issubclass(getattr(stable_baselines3, n), BaseAlgorithm))
+        raise ValueError(f"unknown stable-baselines3 algorithm {algorithm!r}; choose one of {known}")
+    return cls
 
-    An episode is ``num_groups`` timesteps, so ``learn(episodes)`` trains for
-    ``episodes x num_groups`` timesteps. On-policy algorithms collect rollouts
-    of ``n_steps`` (default: 4 episodes), so they may run up to that many extra steps.
-    Other keyword arguments go to the algorithm's constructor.
+
+class _Probe(gym.Env):
+    observation_space = gym.spaces.Box(0.0, 1.0, (1,))
+
+    def __init__(self, action_space: gym.Space) -> None:
+        self.action_space = action_space
+
+
+@lru_cache(maxsize=None)
+def _sb3_action_spaces(algorithm: str) -> tuple[type[gym.Space], ...]:
+    """The action-space classes SB3's ``algorithm`` accepts, as its own constructor checks them."""
+    cls = algorithm_class(algorithm)
+    supported = []
+    for space in _PROBE_SPACES:
+        try:
+            cls("MlpPolicy", _Probe(space), verbose=0, **({"buffer_size": 1} if issubclass(cls, OffPolicyAlgorithm) else {}))
+        except AssertionError:
+            continue
+        supported.append(type(space))
+    return tuple(supported)
+
+
+class SB3Agent(BaseAgent):
+    """``algorithm`` (``PPO``, ``A2C``, ``SAC``, ``TD3``, ``DDPG``, ``DQN``, ...) from stable-baselines3 on a prune_gym env.
+
+    An episode is ``num_groups`` timesteps; ``learn(episodes)`` trains for
+    ``episodes x num_groups`` more timesteps. On-policy algorithms collect
+    rollouts of ``n_steps`` (default: 4 episodes), so they may run up to that
+    many extra steps. The supported action spaces are those SB3's algorithm
+    accepts. Other keyword arguments go to the algorithm's constructor.
+    ``save`` writes no pickle: parameters (SB3's zip, read back with
+    ``weights_only``), the replay buffer as ``.npz``, counters and random state as JSON.
     """
 
+    supported_action_spaces = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)
+
+    @classmethod
+    def supported_action_spaces_for(cls, hyperparameters: dict[str, Any]) -> tuple[type[gym.Space], ...]:
+        return _sb3_action_spaces(hyperparameters.get("algorithm", "PPO"))
+
     def __init__(self, env: gym.Env, seed: int | None = None, algorithm: str = "PPO", policy: str = "MlpPolicy", **kwargs: Any) -> None:
-        super().__init__(env, seed)
-        cls = getattr(stable_baselines3, algorithm, None)
-        if not (isinstance(cls, type) and issubclass(cls, BaseAlgorithm)):
-            known = sorted(n for n in dir(stable_baselines3) if isinstance(getattr(stable_baselines3, n), type)
-                           and issubclass(getattr(stable_baselines3, n), BaseAlgorithm))
-            raise ValueError(f"unknown stable-baselines3 algorithm {algorithm!r}; choose one of {known}")
+        cls = algorithm_class(algorithm)
+        super().__init__(env, seed, {"algorithm": algorithm})
         if issubclass(cls, OnPolicyAlgorithm):
             kwargs.setdefault("n_steps", 4 * self.episode_length)
             if "batch_size" in cls.__init__.__code__.co_varnames:
@@ -52,9 +97,49 @@ class SB3Agent(BaseAgent):
     def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
         return self.model.predict(observation, deterministic=deterministic)[0]
 
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        model = self.model
+        return {**super().state_dict(), "num_timesteps": model.num_timesteps, "episode_num": model._episode_num,
+                "n_updates": model._n_updates, "action_space_rng": model.action_space.np_random.bit_generator.state,
+                "global_random": global_random_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        model = self.model
+        model.num_timesteps, model._episode_num, model._n_updates = state["num_timesteps"], state["episode_num"], state["n_updates"]
+        model.action_space.np_random.bit_generator.state = state["action_space_rng"]
+        model._last_obs = None  # learn() resets the environment, as the uninterrupted run's auto-reset did
+        set_global_random_state(state["global_random"])
+
     def save(self, path: str | Path) -> None:
-        """The algorithm's parameters as SB3's zip archive."""
-        self.model.save(path)
+        """Parameters (``<path>.zip``), replay buffer (``<path>.buffer.npz``), counters and random state (``<path>.json``)."""
+        path = Path(path)
+        self.model.save(path.with_suffix(".zip"))
+        buffer = getattr(self.model, "replay_buffer", None)
+        if isinstance(buffer, ReplayBuffer):
+            size = buffer.buffer_size if buffer.full else buffer.pos
+            arrays = {name: getattr(buffer, name)[:size] for name in _BUFFER_ARRAYS if getattr(buffer, name, None) is not None}
+            with open(path.with_suffix(".buffer.npz"), "wb") as handle:
+                np.savez(handle, pos=buffer.pos, full=buffer.full, **arrays)
+        path.with_suffix(".json").write_text(json.dumps(self.state_dict()))
 
     def load(self, path: str | Path) -> None:
-        self.model.set_parameters(str(path), exact_match=True)
+        path = Path(path)
+        _, params, variables = load_from_zip_file(path.with_suffix(".zip"), device=self.model.device, load_data=False)
+        self.model.set_parameters(params, exact_match=True)
+        for name, tensor in (variables or {}).items():
+            if tensor is not None:
+                target = self.model
+                for part in name.split("."):
+                    target = getattr(target, part)
+                target.data.copy_(tensor.data)
+        buffer = getattr(self.model, "replay_buffer", None)
+        if isinstance(buffer, ReplayBuffer):
+            with np.load(path.with_suffix(".buffer.npz"), allow_pickle=False) as archive:
+                for name in _BUFFER_ARRAYS:
+                    if name in archive.files:
+                        getattr(buffer, name)[: len(archive[name])] = archive[name]
+                buffer.pos, buffer.full = int(archive["pos"]), bool(archive["full"])
+        self.load_state_dict(json.loads(path.with_suffix(".json").read_text()))
+

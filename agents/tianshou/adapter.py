@@ -46,11 +46,9 @@ class TianshouAgent(BaseAgent):
 
     def __init__(self, env: gym.Env, seed: int | None = None, algorithm: str = "SAC", hidden: tuple[int, ...] = (64, 64),
                  lr: float = 1e-3, gamma: float = 0.99, buffer_size: int = 10_000, batch_size: int = 64) -> None:
-        super().__init__(env, seed)
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unknown tianshou algorithm {algorithm!r}; this adapter supports {list(ALGORITHMS)}")
-        if not isinstance(env.action_space, gym.spaces.Box):
-            raise ValueError(f"tianshou {algorithm} needs a Box action space, got {env.action_space}")
+        super().__init__(env, seed, {"algorithm": algorithm})
         if seed is not None:
             torch.manual_seed(seed)
         obs_shape, action_shape = env.observation_space.shape, env.action_space.shape

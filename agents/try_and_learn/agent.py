@@ -1,16 +1,18 @@
 """Try-and-learn: one Bernoulli keep/drop policy per layer, trained by REINFORCE, layer after layer.
 
 Runs on FilterSelect-v0 with binary actions, meant for ``reward="try-and-learn"``
-(psi x phi of the group just decided). Layers are learned in network order:
+(psi x phi of the group decided last). Layers are learned in network order:
 while layer ``l`` learns, earlier layers replay their learned decisions and
 later layers keep every filter, so the reward of step ``l`` measures layer
-``l``'s choice. Each update samples ``trials_per_update`` keep/drop vectors,
-and follows REINFORCE with the trials' mean reward as baseline.
+``l``'s choice. Each update samples ``trials_per_update`` keep/drop vectors
+(one episode each) and follows REINFORCE with the trials' mean reward as
+baseline; a layer gets ``updates_per_layer`` updates. Once every layer is
+learned, further episodes play the learned policy.
 
-With ``finetune_steps > 0``, the network is fine-tuned after each layer is
-learned, as in the paper: ``finetune_steps`` training batches of the network
-pruned by the decisions so far (``PruningEnv.fine_tune``); later layers are
-learned, and rewards scored, on the tuned weights.
+With ``fine_tune_steps > 0``, the network is fine-tuned after each layer is
+learned, as in the paper: ``fine_tune_steps`` training batches of the network
+pruned by the decisions so far (``PruningEnv.fine_tune``, one episode to apply
+them); later layers are learned, and rewards scored, on the tuned weights.
 
 Simplification, stated: each layer's policy is a vector of learnable
 per-filter logits (initialised to keep every filter with probability
@@ -19,8 +21,7 @@ per-filter logits (initialised to keep every filter with probability
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -35,26 +36,34 @@ class TryAndLearnAgent(BaseAgent):
     Args:
         env: FilterSelect-v0 with ``action_type="binary"``.
         seed: seeds the sampled trials.
-        trials_per_update: sampled keep/drop vectors per policy update.
+        trials_per_update: sampled keep/drop vectors (episodes) per policy update.
+        updates_per_layer: policy updates of each layer.
         lr: Adam learning rate of the logits.
         initial_keep: initial keep probability of every filter.
-        finetune_steps: training batches of fine-tuning after each learned layer (0: none).
+        fine_tune_steps: training batches of fine-tuning after each learned layer (0: none).
     """
 
-    def __init__(self, env: gym.Env, seed: int | None = None, trials_per_update: int = 8, lr: float = 0.3,
-                 initial_keep: float = 0.8, finetune_steps: int = 0) -> None:
+    supported_action_spaces = (gym.spaces.MultiBinary,)
+
+    def __init__(self, env: gym.Env, seed: int | None = None, trials_per_update: int = 8, updates_per_layer: int = 10,
+                 lr: float = 0.3, initial_keep: float = 0.8, fine_tune_steps: int = 0) -> None:
         super().__init__(env, seed)
-        if not isinstance(env.action_space, gym.spaces.MultiBinary):
-            raise ValueError(f"try-and-learn samples keep/drop per filter: use FilterSelect-v0 with binary actions, not {env.action_space}")
-        if not isinstance(finetune_steps, int) or finetune_steps < 0:
-            raise ValueError(f"finetune_steps must be a number of training batches >= 0, got {finetune_steps!r}")
+        for name, value, minimum in (("trials_per_update", trials_per_update, 2), ("updates_per_layer", updates_per_layer, 1),
+                                     ("fine_tune_steps", fine_tune_steps, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ValueError(f"invalid {name}={value!r}: expected an integer >= {minimum}")
         self.trials_per_update = trials_per_update
-        self.finetune_steps = finetune_steps
+        self.updates_per_layer = updates_per_layer
+        self.fine_tune_steps = fine_tune_steps
         self.generator = torch.Generator().manual_seed(0 if seed is None else seed)
         start = float(np.log(initial_keep / (1 - initial_keep)))
         self.logits = [torch.full((g.num_channels,), start, requires_grad=True) for g in self.pruning_env.network.groups]
         self.optimizers = [torch.optim.Adam([logits], lr=lr) for logits in self.logits]
         self.learned_layers = 0
+        self.updates_done = 0
+        self.fine_tune_pending = False
+        self._samples: torch.Tensor | None = None
+        self._rewards: list[float] = []
 
     def decision(self, layer: int) -> np.ndarray:
         """The deterministic keep-vector of a layer (all kept before it is learned; at least one kept)."""
@@ -71,51 +80,75 @@ class TryAndLearnAgent(BaseAgent):
         return action
 
     def learn(self, episodes: int) -> None:
-        """Spread ``episodes`` over the layers not learned yet, learning them in order."""
-        remaining = self.episode_length - self.learned_layers
-        if remaining == 0:
-            return
-        updates = max(1, episodes // (remaining * self.trials_per_update))
-        for layer in range(self.learned_layers, self.episode_length):
-            for _ in range(updates):
-                self._update(layer)
-            self.learned_layers = layer + 1
-            if self.finetune_steps:
+        """Run ``episodes`` more episodes: trials of the layer being learned, a fine-tuning episode after
+        each learned layer, then the learned policy once every layer is learned."""
+        for _ in range(episodes):
+            if self.fine_tune_pending:
                 self._fine_tune()
+            elif self.learned_layers < self.episode_length:
+                self._trial()
+            else:
+                self.run_episode(lambda observation, group_index: self._pad(self.decision(group_index)))
 
     def _fine_tune(self) -> None:
         """Fine-tune the network pruned by the learned decisions (as the env applies them, budget included)."""
-        self.run_episode(lambda observation, step: self._pad(self.decision(step)))
-        self.pruning_env.fine_tune(self.pruning_env.last_keep_mask, steps=self.finetune_steps, seed=self.seed or 0)
+        self.run_episode(lambda observation, group_index: self._pad(self.decision(group_index)))
+        self.pruning_env.fine_tune(self.pruning_env.last_keep_mask, steps=self.fine_tune_steps, seed=self.seed or 0)
+        self.fine_tune_pending = False
+
+    def _trial(self) -> None:
+        layer = self.learned_layers
+        if self._samples is None:
+            probabilities = torch.sigmoid(self.logits[layer].detach())
+            self._samples = torch.bernoulli(probabilities.expand(self.trials_per_update, -1), generator=self.generator)
+            self._rewards = []
+        trial = self._samples[len(self._rewards)].numpy().astype(np.int8)
+        rewards = self.run_episode(lambda observation, group_index: self._pad(trial if group_index == layer else self.decision(group_index)))
+        self._rewards.append(rewards[layer])
+        if len(self._rewards) == self.trials_per_update:
+            self._update(layer)
 
     def _update(self, layer: int) -> None:
-        logits = self.logits[layer]
-        probabilities = torch.sigmoid(logits.detach())
-        samples = torch.bernoulli(probabilities.expand(self.trials_per_update, -1), generator=self.generator)
-        rewards = []
-        for sample in samples:
-            trial = sample.numpy().astype(np.int8)
-            step_rewards = self.run_episode(lambda observation, step: self._pad(trial if step == layer else self.decision(step)))
-            rewards.append(step_rewards[layer])
-        advantages = torch.tensor(rewards) - float(np.mean(rewards))
+        samples, logits = self._samples, self.logits[layer]
+        assert samples is not None
+        advantages = torch.tensor(self._rewards) - float(np.mean(self._rewards))
         log_probability = -torch.nn.functional.binary_cross_entropy_with_logits(
             logits.expand_as(samples), samples, reduction="none").sum(dim=1)
         loss = -(advantages * log_probability).mean()
         self.optimizers[layer].zero_grad()
         loss.backward()
         self.optimizers[layer].step()
+        self._samples, self._rewards = None, []
+        self.updates_done += 1
+        if self.updates_done == self.updates_per_layer:
+            self.learned_layers, self.updates_done = layer + 1, 0
+            self.fine_tune_pending = self.fine_tune_steps > 0
 
     def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
-        step = min(self.pruning_env.step_index, self.episode_length - 1)
-        return self._pad(self.decision(step))
+        group_index = min(self.pruning_env.state.group_index, self.episode_length - 1)
+        return self._pad(self.decision(group_index))
 
-    def save(self, path: str | Path) -> None:
-        """Logits and progress as JSON."""
-        Path(path).write_text(json.dumps({"logits": [l.detach().tolist() for l in self.logits], "learned_layers": self.learned_layers}))
+    def state_dict(self) -> dict[str, Any]:
+        """Logits, optimiser moments, progress, pending trials and random state, as JSON-friendly values."""
+        optimisers = [{k: (v.tolist() if isinstance(v, torch.Tensor) else v) for k, v in o.state_dict()["state"].get(0, {}).items()}
+                      for o in self.optimizers]
+        return {**super().state_dict(), "logits": [l.detach().tolist() for l in self.logits], "optimisers": optimisers,
+                "learned_layers": self.learned_layers, "updates_done": self.updates_done,
+                "fine_tune_pending": self.fine_tune_pending, "generator": self.generator.get_state().tolist(),
+                "samples": None if self._samples is None else self._samples.tolist(), "rewards": self._rewards}
 
-    def load(self, path: str | Path) -> None:
-        state = json.loads(Path(path).read_text())
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         with torch.no_grad():
-            for logits, values in zip(self.logits, state["logits"]):
+            for logits, values in zip(self.logits, state["logits"], strict=True):
                 logits.copy_(torch.tensor(values))
-        self.learned_layers = state["learned_layers"]
+        for optimiser, moments in zip(self.optimizers, state["optimisers"], strict=True):
+            if moments:
+                saved = optimiser.state_dict()
+                saved["state"] = {0: {k: torch.tensor(v) for k, v in moments.items()}}
+                optimiser.load_state_dict(saved)
+        self.learned_layers, self.updates_done = state["learned_layers"], state["updates_done"]
+        self.fine_tune_pending = state["fine_tune_pending"]
+        self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+        self._samples = None if state["samples"] is None else torch.tensor(state["samples"])
+        self._rewards = list(state["rewards"])

@@ -1,14 +1,17 @@
 """The episode loop shared by prune_gym's environments: one step per prunable group.
 
-A subclass declares its ``action_space`` and turns an action into a keep-mask
-for the current group (:meth:`PruningEnv._decide`); this class validates
-actions, enforces the MACs budget, counts MACs/params analytically, scores the
-reward split lazily, builds the info dicts and renders the episode.
+A subclass declares its action types (``action_types``: name -> space class),
+builds its ``action_space`` and turns an action into a keep-mask for the group
+``state.group_index`` (:meth:`PruningEnv._decide`); this class validates
+actions, enforces the MACs budget, keeps the :class:`~prune_gym.state.EpisodeState`
+that observations and rewards read, scores the reward split lazily, builds the
+info dicts and renders the episode.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Any, Callable, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -16,16 +19,14 @@ import torch
 from torch import nn
 
 from prune_gym.observations import get_observation
-from prune_gym.pruning import PrunableNetwork, list_importance_criteria, recalibrate_batchnorm
+from prune_gym.pruning import ImportanceRanking, PrunableNetwork, get_importance, recalibrate_batchnorm
 from prune_gym.pruning.batchnorm import batchnorm_layers
-from prune_gym.pruning.network import KeepMask
 from prune_gym.pruning.evaluation import MaskEvaluator
-from prune_gym.rewards import RewardContext, get_reward
-from prune_gym.tasks import Task, fit, get_task, recovery_config
-
-
-def _invalid(argument: str, value: Any, expected: str) -> ValueError:
-    return ValueError(f"invalid {argument}={value!r}: expected {expected}")
+from prune_gym.pruning.network import KeepMask
+from prune_gym.rewards import get_reward
+from prune_gym.state import EpisodeState
+from prune_gym.tasks import Task, fine_tune, get_task
+from prune_gym.validation import check_bool, check_choice, check_device, check_int, check_real, invalid
 
 
 class PruningEnv(gym.Env):
@@ -33,8 +34,10 @@ class PruningEnv(gym.Env):
 
     Args:
         task: a registered task name or a :class:`~prune_gym.tasks.Task`.
-        reward: a registered reward name (see ``prune_gym.list_rewards()``) or a callable of a RewardContext.
-        reward_kwargs: keyword parameters of the reward function (e.g. ``{"drop_allowance": 0.02}``).
+        reward: a registered reward name (see ``prune_gym.list_rewards()``), ``module:function``
+            or a callable of an :class:`~prune_gym.state.EpisodeState`.
+        reward_kwargs: keyword parameters of the reward function (e.g. ``{"drop_allowance": 0.02}``),
+            checked against its signature here.
         macs_budget: fraction of the original MACs the pruned network may keep, in (0, 1].
         enforce_budget: clip decisions as AMC does so the budget stays reachable.
         max_rate: largest fraction of a group's channels the budget enforcement assumes later groups can lose.
@@ -47,10 +50,12 @@ class PruningEnv(gym.Env):
         batch_size: evaluation batch size.
         device: torch device for the network and the reward split.
         render_mode: ``None`` or ``"ansi"`` (a text table of the episode's decisions).
+        action_type: one of the environment's ``action_types`` (default: its first).
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
-    default_observation = "layer"
+    default_observation: ClassVar[str] = "layer"
+    action_types: ClassVar[dict[str, type[gym.spaces.Space]]] = {}
 
     def __init__(
         self,
@@ -67,56 +72,67 @@ class PruningEnv(gym.Env):
         batch_size: int = 100,
         device: str | torch.device = "cpu",
         render_mode: str | None = None,
+        action_type: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise _invalid("render_mode", render_mode, f"None or one of {self.metadata['render_modes']}")
-        if not isinstance(macs_budget, (int, float)) or not 0.0 < macs_budget <= 1.0:
-            raise _invalid("macs_budget", macs_budget, "a fraction of the original MACs in (0, 1], e.g. 0.5")
-        if not isinstance(max_rate, (int, float)) or not 0.0 < max_rate < 1.0:
-            raise _invalid("max_rate", max_rate, "a pruned fraction in (0, 1), e.g. 0.8")
-        if criterion not in list_importance_criteria():
-            raise _invalid("criterion", criterion, f"one of {list_importance_criteria()}")
-        if reward_samples is not None and (not isinstance(reward_samples, int) or reward_samples < 1):
-            raise _invalid("reward_samples", reward_samples, "a positive number of images, or None for the whole reward split")
-        if not isinstance(bn_recalibration, int) or bn_recalibration < 0:
-            raise _invalid("bn_recalibration", bn_recalibration, "a number of training images >= 0 (0 = off), e.g. 100")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise _invalid("batch_size", batch_size, "a positive integer")
+        if render_mode is not None:
+            check_choice("render_mode", render_mode, self.metadata["render_modes"])
+        self.action_type = check_choice("action_type", self.default_action_type() if action_type is None else action_type,
+                                        self.action_types)
+        self.macs_budget = check_real("macs_budget", macs_budget, 0.0, 1.0, low_open=True,
+                                      expected="a fraction of the original MACs in (0, 1], e.g. 0.5")
+        self.enforce_budget = check_bool("enforce_budget", enforce_budget)
+        self.max_rate = check_real("max_rate", max_rate, 0.0, 1.0, low_open=True, high_open=True,
+                                   expected="a pruned fraction in (0, 1), e.g. 0.8")
+        get_importance(criterion if isinstance(criterion, str) else repr(criterion))
+        if reward_samples is not None:
+            reward_samples = check_int("reward_samples", reward_samples, 1,
+                                       "a positive number of images, or None for the whole reward split")
+        bn_recalibration = check_int("bn_recalibration", bn_recalibration, 0, "a number of training images >= 0 (0 = off), e.g. 100")
+        batch_size = check_int("batch_size", batch_size, 1, "a positive integer")
+        if reward_kwargs is not None and not isinstance(reward_kwargs, dict):
+            raise invalid("reward_kwargs", reward_kwargs, "a dict of the reward's keyword parameters")
         self.reward_spec = get_reward(reward)
         self.reward_kwargs = dict(reward_kwargs or {})
+        self.reward_spec.check_kwargs(self.reward_kwargs)
+        self.device = check_device("device", device)
         self.task = get_task(task)
-        self.device = torch.device(device)
-        self.macs_budget = float(macs_budget)
-        self.enforce_budget = bool(enforce_budget)
-        self.max_rate = float(max_rate)
         self.criterion = criterion
         self.render_mode = render_mode
+        observation_cls = get_observation(observation or self.default_observation)
 
         model: nn.Module = self.task.load_model(device=self.device, progress=False)
         splits = self.task.splits(device=self.device)
+        if bn_recalibration and not batchnorm_layers(model):
+            raise invalid("bn_recalibration", bn_recalibration, f"0: the model of task {self.task.name!r} has no BatchNorm layer")
         count = len(splits.reward_x) if reward_samples is None else min(reward_samples, len(splits.reward_x))
         self.network = PrunableNetwork(model, splits.reward_x[:1])
         recalibration_x = splits.train_x[:bn_recalibration] if bn_recalibration else None
-        if bn_recalibration and not batchnorm_layers(model):
-            raise _invalid("bn_recalibration", bn_recalibration, f"0: the model of task {self.task.name!r} has no BatchNorm layer")
         self.evaluator = MaskEvaluator(self.network, splits.reward_x[:count], splits.reward_y[:count], batch_size=batch_size,
                                        recalibration_x=recalibration_x)
         self.accuracy_before = self.evaluator.accuracy(self.network.full_mask())
         self.max_filters = max(group.num_channels for group in self.network.groups)
         self._min_keep = [max(1, int(np.ceil(g.num_channels * (1.0 - self.max_rate)))) for g in self.network.groups]
-        self._observation_cls = get_observation(observation or self.default_observation)
         self.weights_changed = False
-        self._derive_from_weights()
+        self._new_ranking()
+        self.observer = observation_cls(self.network)
         self.action_space = self._action_space()
         self.observation_space = self.observer.space
-        self._last_keep: list[np.ndarray] | None = None
-        self._start_episode()
+        self.last_state: EpisodeState | None = None
+        self.state = self._initial_state()
 
-    def _derive_from_weights(self) -> None:
-        """(Re)build what depends on the weights: importance rankings, budget fallbacks, observations."""
-        self.network.clear_importance()
-        self._most_pruned = [self.network.keep_most_important(g, n, self.criterion) for g, n in enumerate(self._min_keep)]
-        self.observer = self._observation_cls(self)
+    @classmethod
+    def default_action_type(cls) -> str:
+        """The action type used when ``action_type`` is not given (the first of ``action_types``)."""
+        return next(iter(cls.action_types))
+
+    def _new_ranking(self) -> None:
+        """Rank the filters of the current weights; fix the most-pruned fallback of the budget enforcement."""
+        self.ranking = ImportanceRanking(self.network)
+        self._most_pruned = [self.ranking.keep_most_important(g, n, self.criterion) for g, n in enumerate(self._min_keep)]
+
+    def _initial_state(self) -> EpisodeState:
+        return EpisodeState.initial(self.network, self.ranking, self.macs_budget, self.accuracy_before,
+                                    evaluate=lambda: self.evaluator.accuracy(self.network.full_mask()))
 
     def fine_tune(self, keep: KeepMask, steps: int = 100, lr: float | None = None, seed: int = 0) -> float:
         """Short recovery training of the network pruned by ``keep``; the tuned weights become the env's.
@@ -134,13 +150,12 @@ class PruningEnv(gym.Env):
         Returns:
             The reward-split accuracy of ``keep`` after tuning.
         """
-        if not isinstance(steps, int) or steps < 1:
-            raise _invalid("steps", steps, "a positive number of training batches")
-        config = recovery_config(self.task.training) if lr is None else recovery_config(self.task.training, lr=lr)
+        steps = check_int("steps", steps, 1, "a positive number of training batches")
+        overrides = {} if lr is None else {"lr": lr}
         self.network.apply_masks(keep)  # validates the mask before anything changes
         try:
-            fit(self.network.model, self.task.splits(device=self.device), config, seed=seed, max_steps=steps,
-                progress=False, description="fine-tune")
+            fine_tune(self.network.model, self.task.splits(device=self.device), self.task.training, steps=steps, seed=seed,
+                      progress=False, **overrides)
         finally:
             self.network.remove_masks()
         self._weights_replaced()
@@ -154,21 +169,24 @@ class PruningEnv(gym.Env):
     def _weights_replaced(self) -> None:
         self.weights_changed = True
         self.evaluator.reload()
-        self._derive_from_weights()
+        self._new_ranking()
+        self.state = replace(self.state, importance=self.ranking)
 
     # ------------------------------------------------------------ subclasses
     def _action_space(self) -> gym.spaces.Space:
-        """The action space, built once the network (and so ``max_filters``) is known."""
+        """The action space of ``self.action_type``, built once the network (and so ``max_filters``) is known."""
         raise NotImplementedError
 
     def _decide(self, action: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        """Turn a validated action into a keep-mask for the group at ``step_index`` plus info entries."""
+        """Turn a validated action into a keep-mask for the group ``state.group_index`` plus info entries."""
         raise NotImplementedError
 
     def _validate(self, action: Any) -> tuple[np.ndarray, int]:
-        """Check shape and finiteness; clip into the Box. Returns the array and how many values were clipped."""
+        """Check shape and finiteness; clip into a Box. Returns the array and how many values were clipped."""
         array = np.asarray(action)
         space = self.action_space
+        if isinstance(space, gym.spaces.Discrete) and array.shape == (1,):
+            array = array.reshape(())
         if array.shape != space.shape:
             raise ValueError(f"action of shape {array.shape} does not fit the action space {space}")
         if array.dtype.kind not in "biuf":
@@ -178,76 +196,50 @@ class PruningEnv(gym.Env):
         if isinstance(space, gym.spaces.Box):
             clipped = np.clip(array, space.low, space.high)
             return clipped, int(np.count_nonzero(clipped != array))
+        if isinstance(space, gym.spaces.Discrete):
+            if array != np.round(array) or not space.contains(int(array)):
+                raise ValueError(f"action {array!r} is not in the action space {space}")
+            return array.astype(np.int64), 0
         if not np.all((array == 0) | (array == 1)):
             raise ValueError(f"action must contain only 0 and 1 for the action space {space}")
         return array, 0
 
     # ----------------------------------------------------------- episode loop
-    def _start_episode(self) -> None:
-        self.step_index = 0
-        self.keep = self.network.full_mask()
-        self.current_macs, self.current_params = self.network.original_macs, self.network.original_params
-        self.previous_rate = 0.0
-        self.decisions: list[dict[str, Any]] = []
-        self._done = False
-
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new episode: every channel kept, the first group to decide."""
         super().reset(seed=seed)
-        self._start_episode()
-        return self.observer.observe(), self._info()
+        self.state = self._initial_state()
+        return self.observer.observe(self.state), self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
-        """Decide the current group, then move to the next; the last group ends the episode."""
-        if self._done:
+        """Decide the group ``state.group_index``, then move to the next; the last group ends the episode.
+
+        Nothing changes when the action or the reward fails: the step can be retried.
+        """
+        if self.state.done:
             raise RuntimeError("the episode has ended: call reset() before step()")
-        t = self.step_index
-        group = self.network.groups[t]
+        t = self.state.group_index
         keep, extra = self._decide(action)
         proposed_kept = int(keep.sum())
         if not keep.any():
-            keep = self.network.keep_most_important(t, 1, self.criterion)
+            keep = self.ranking.keep_most_important(t, 1, self.criterion)
         if self.enforce_budget:
             keep = self._enforce_budget(t, keep)
-        macs_previous = self.current_macs
-        self.keep[t] = keep
-        self.current_macs, self.current_params = self.network.macs_params(self.keep)
-        rate = 1.0 - keep.sum() / group.num_channels
-        self.previous_rate = rate
-        self.decisions.append({"group": group.name, "channels": group.num_channels, "kept": int(keep.sum()),
-                               "proposed_kept": proposed_kept, "rate": rate})
-        self.step_index += 1
-        self._done = self.step_index == self.network.num_groups
-        snapshot = [mask.copy() for mask in self.keep]
-        context = RewardContext(
-            accuracy_before=self.accuracy_before,
-            macs_before=self.network.original_macs,
-            params_before=self.network.original_params,
-            macs=self.current_macs,
-            params=self.current_params,
-            macs_previous=macs_previous,
-            macs_budget=self.macs_budget,
-            step=t,
-            num_groups=self.network.num_groups,
-            done=self._done,
-            kept_fractions=np.array([m.mean() for m in self.keep]),
-            evaluate=lambda: self.evaluator.accuracy(snapshot),
-        )
-        reward = float(self.reward_spec.function(context, **self.reward_kwargs))
+        state = self.state.decide(keep, self.evaluator.accuracy)
+        reward = self.reward_spec(state, self.reward_kwargs)
+        self.state = state
         info = self._info()
-        info.update(extra, rate_pruned=rate, kept=int(keep.sum()), budget_clipped=int(keep.sum()) < proposed_kept)
-        if self._done:
-            self._last_keep = snapshot
+        info.update(extra, rate_pruned=state.previous_rate, kept=int(keep.sum()), budget_clipped=int(keep.sum()) < proposed_kept)
+        if state.done:
+            self.last_state = state
             info.update(
-                accuracy=context.accuracy,
+                accuracy=state.accuracy,
                 accuracy_before=self.accuracy_before,
-                kept_channels=[int(m.sum()) for m in snapshot],
-                keep_mask=snapshot,
-                budget_met=self.current_macs <= self.macs_budget * self.network.original_macs,
+                kept_channels=[int(m.sum()) for m in state.keep],
+                keep_mask=[m.copy() for m in state.keep],
+                budget_met=state.budget_met,
             )
-        if not np.isfinite(reward):
-            raise RuntimeError(f"reward {self.reward_spec.name!r} returned {reward} at step {t}")
-        return self.observer.observe(), reward, self._done, False, info
+        return self.observer.observe(state), reward, state.done, False, info
 
     def _enforce_budget(self, t: int, keep: np.ndarray) -> np.ndarray:
         """Drop the least important kept channels of group ``t`` until the budget is reachable.
@@ -257,10 +249,10 @@ class PruningEnv(gym.Env):
         budget-constrained action). Never drops below the group's ``max_rate`` floor.
         """
         target = self.macs_budget * self.network.original_macs
-        trial = self.keep[:t + 1] + self._most_pruned[t + 1:]
+        trial = list(self.state.keep[:t + 1]) + self._most_pruned[t + 1:]
 
         def macs_with(n_keep: int) -> int:
-            trial[t] = self._top_of(t, keep, n_keep)
+            trial[t] = self.ranking.keep_most_important(t, n_keep, self.criterion, among=keep)
             return self.network.macs_params(trial)[0]
 
         n_kept = int(keep.sum())
@@ -274,24 +266,18 @@ class PruningEnv(gym.Env):
                 low = middle
             else:
                 high = middle
-        return self._top_of(t, keep, low)
-
-    def _top_of(self, t: int, keep: np.ndarray, n_keep: int) -> np.ndarray:
-        """The ``n_keep`` most important channels among those ``keep`` selects in group ``t``."""
-        scores = np.where(keep, self.network.importance(self.criterion)[t], -np.inf)
-        result = np.zeros_like(keep)
-        result[np.argsort(-scores, kind="stable")[:n_keep]] = True
-        return result
+        return self.ranking.keep_most_important(t, low, self.criterion, among=keep)
 
     def _info(self) -> dict[str, Any]:
-        original_macs, original_params = self.network.original_macs, self.network.original_params
+        state = self.state
         return {
-            "group_index": self.step_index,
-            "macs": self.current_macs,
-            "params": self.current_params,
-            "macs_ratio": self.current_macs / original_macs,
-            "params_ratio": self.current_params / original_params,
+            "group_index": state.group_index,
+            "macs": state.macs,
+            "params": state.params,
+            "macs_ratio": state.macs_ratio,
+            "params_ratio": state.params_ratio,
             "cache_hits": self.evaluator.hits,
+            "evaluations": self.evaluator.misses,
         }
 
     # --------------------------------------------------------------- results
@@ -300,9 +286,9 @@ class PruningEnv(gym.Env):
 
         With ``bn_recalibration``, its BatchNorm statistics are the recalibrated ones the reward was scored with.
         """
-        if self._last_keep is None:
+        if self.last_state is None:
             raise RuntimeError("no episode has finished yet: run one to the end before export()")
-        pruned = self.network.export(self._last_keep)
+        pruned = self.network.export(self.last_state.keep)
         if self.evaluator.recalibration_x is not None:
             recalibrate_batchnorm(pruned, self.evaluator.recalibration_x)
         return pruned
@@ -310,16 +296,17 @@ class PruningEnv(gym.Env):
     @property
     def last_keep_mask(self) -> list[np.ndarray] | None:
         """The keep-mask of the last finished episode (one boolean array per group)."""
-        return None if self._last_keep is None else [m.copy() for m in self._last_keep]
+        return None if self.last_state is None else [m.copy() for m in self.last_state.keep]
 
     def render(self) -> str | None:
         """A text table of the episode's decisions so far (``render_mode="ansi"``)."""
         if self.render_mode != "ansi":
             return None
+        state, network = self.state, self.network
         lines = [f"{'#':>3}  {'group':<28} {'channels':>8} {'kept':>6} {'pruned':>7}"]
-        for index, row in enumerate(self.decisions):
-            lines.append(f"{index:>3}  {row['group']:<28} {row['channels']:>8} {row['kept']:>6} {row['rate']:>7.1%}")
-        lines.append(f"MACs {self.current_macs:,} ({self.current_macs / self.network.original_macs:.1%} of original), "
-                     f"params {self.current_params:,} ({self.current_params / self.network.original_params:.1%}), "
-                     f"budget {self.macs_budget:.0%}")
+        for group in network.groups[:state.group_index]:
+            kept = int(state.keep[group.index].sum())
+            lines.append(f"{group.index:>3}  {group.name:<28} {group.num_channels:>8} {kept:>6} {1 - kept / group.num_channels:>7.1%}")
+        lines.append(f"MACs {state.macs:,} ({state.macs_ratio:.1%} of original), "
+                     f"params {state.params:,} ({state.params_ratio:.1%}), budget {self.macs_budget:.0%}")
         return "\n".join(lines) + "\n"

@@ -9,30 +9,34 @@ import numpy as np
 
 from prune_gym.envs.base import PruningEnv
 
-ACTION_TYPES = ("binary", "continuous")
-
 
 class FilterSelectEnv(PruningEnv):
     """One step per prunable group; the action keeps or drops each of its filters.
 
-    Action space, fixed across groups (``max_filters`` = widest group):
-    ``MultiBinary(max_filters)`` (1 = keep) with ``action_type="binary"``, or
-    ``Box(0, 1, (max_filters,))`` scores kept when >= 0.5 with
-    ``action_type="continuous"`` (for DDPG-like agents; out-of-range scores are
-    clipped and counted in ``info["clipped_values"]``). Entries past the
-    current group's width are ignored; ``info["action_mask"]`` marks the live
-    ones for the next decision. A decision that drops every filter keeps the
-    most important one. Observation: ``filters`` by default. Other keyword
-    arguments are those of :class:`PruningEnv`.
+    ## Action space
+    Fixed across groups (``max_filters`` = widest group):
+    ``action_type="binary"`` (default): ``MultiBinary(max_filters)``, 1 = keep;
+    ``action_type="continuous"``: ``Box(0, 1, (max_filters,))``, scores kept
+    when >= 0.5 (for DDPG-like agents; out-of-range scores are clipped and
+    counted in ``info["clipped_values"]``). Entries past the current group's
+    width are ignored; ``info["action_mask"]`` marks the live ones for the next
+    decision. A decision that drops every filter keeps the most important one.
+
+    ## Observation space
+    ``filters`` (per-filter importance features + the layer embedding) by default.
+
+    ## Rewards
+    The registered reward named by ``reward`` (try-and-learn's ``try-and-learn``, VCIP's ``shaped``, ...).
+
+    ## Episode end
+    After the last group; never truncated.
+
+    ## Arguments
+    Those of :class:`PruningEnv`.
     """
 
     default_observation = "filters"
-
-    def __init__(self, action_type: str = "binary", **kwargs: Any) -> None:
-        if action_type not in ACTION_TYPES:
-            raise ValueError(f"invalid action_type={action_type!r}: expected one of {list(ACTION_TYPES)}")
-        self.action_type = action_type
-        super().__init__(**kwargs)
+    action_types = {"binary": gym.spaces.MultiBinary, "continuous": gym.spaces.Box}
 
     def _action_space(self) -> gym.spaces.Space:
         if self.action_type == "binary":
@@ -41,14 +45,15 @@ class FilterSelectEnv(PruningEnv):
 
     def _decide(self, action: Any) -> tuple[np.ndarray, dict[str, Any]]:
         values, clipped = self._validate(action)
-        width = self.network.groups[self.step_index].num_channels
+        width = self.network.groups[self.state.group_index].num_channels
         keep = values[:width] >= 0.5 if self.action_type == "continuous" else values[:width].astype(bool)
         return keep.copy(), {"clipped_values": clipped}
 
     def _info(self) -> dict[str, Any]:
         info = super()._info()
         mask = np.zeros(self.max_filters, dtype=np.int8)
-        if self.step_index < self.network.num_groups:
-            mask[: self.network.groups[self.step_index].num_channels] = 1
+        if not self.state.done:
+            mask[: self.network.groups[self.state.group_index].num_channels] = 1
         info["action_mask"] = mask
         return info
+

@@ -1,7 +1,12 @@
 """Per-filter importance criteria: higher score = more important = pruned last.
 
-Every criterion maps one :class:`~prune_gym.pruning.network.ChannelGroup` to a
-score per channel of the group (aggregated over the group's coupled layers).
+A criterion is a function of one :class:`~prune_gym.pruning.network.ChannelGroup`
+returning a score per channel of the group (aggregated over the group's coupled
+layers), registered by name like rewards (:func:`register_importance`). The
+network knows nothing of importance (as in Torch-Pruning's ``MetaPruner``): an
+:class:`ImportanceRanking`, owned by the environment, scores a network's groups
+under any registered criterion and caches the scores for the current weights.
+
 torch-pruning's importance classes are used where they exist:
 
 * ``l1`` / ``l2``: L1 / L2 norm of each filter of the group's root conv (Li et al. 2017; ``tp.importance.GroupMagnitudeImportance``),
@@ -20,7 +25,8 @@ and three are prune_gym's own:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
@@ -30,9 +36,13 @@ from sklearn.metrics import pairwise_distances
 from torch import nn
 
 if TYPE_CHECKING:
-    from prune_gym.pruning.network import ChannelGroup
+    from prune_gym.pruning.network import ChannelGroup, PrunableNetwork
 
 Criterion = Callable[["ChannelGroup"], np.ndarray]
+
+
+class UndefinedImportanceError(ValueError):
+    """A criterion cannot score a group (e.g. ``bn-scale`` on a group without BatchNorm)."""
 
 
 def _torch_pruning(importance: tp.importance.Importance, label: str) -> Criterion:
@@ -40,7 +50,7 @@ def _torch_pruning(importance: tp.importance.Importance, label: str) -> Criterio
         with torch.no_grad():
             scores = importance(group.tp_group)
         if scores is None:
-            raise ValueError(f"importance '{label}' is undefined for group {group.index} ({group.name}): it has no layer it can score")
+            raise UndefinedImportanceError(f"importance '{label}' is undefined for group {group.index} ({group.name}): it has no layer it can score")
         return scores.detach().double().cpu().numpy()
 
     return criterion
@@ -92,29 +102,101 @@ def random_ranking(group: "ChannelGroup") -> np.ndarray:
     return np.random.default_rng([group.index, group.num_channels]).random(group.num_channels)
 
 
-IMPORTANCE_CRITERIA: dict[str, Criterion] = {
-    "l1": _torch_pruning(tp.importance.GroupMagnitudeImportance(p=1, group_reduction="first", normalizer=None), "l1"),
-    "l2": _torch_pruning(tp.importance.GroupMagnitudeImportance(p=2, group_reduction="first", normalizer=None), "l2"),
-    "std": filter_std,
-    "bn-scale": _torch_pruning(tp.importance.BNScaleImportance(normalizer=None), "bn-scale"),
-    "fpgm": _torch_pruning(tp.importance.FPGMImportance(normalizer=None), "fpgm"),
-    "cluster": cluster_redundancy,
-    "random": random_ranking,
-}
+@dataclass(frozen=True)
+class ImportanceSpec:
+    """A registered criterion: its scoring function, whether observations use it as a feature, its description."""
+
+    name: str
+    function: Criterion
+    feature: bool
+    description: str
+
+
+_REGISTRY: dict[str, ImportanceSpec] = {}
+
+
+def register_importance(name: str, function: Criterion | None = None, *, feature: bool = True, overwrite: bool = False) -> Any:
+    """Register a filter criterion under ``name``; usable as ``@register_importance("name")`` or directly.
+
+    Args:
+        name: the name passed as ``criterion=`` at ``gymnasium.make`` (and listed by ``prune-gym list criteria``).
+        function: ``f(group: ChannelGroup) -> np.ndarray`` of one score per channel; higher = kept longer.
+        feature: whether the ``filters`` observation includes it as a per-filter feature (a random ranking is not one).
+        overwrite: allow replacing an existing registration.
+
+    Raises:
+        ValueError: the name is taken and ``overwrite`` is False.
+    """
+
+    def decorate(fn: Criterion) -> Criterion:
+        if not callable(fn):
+            raise TypeError(f"criterion {name!r} must be callable, got {type(fn).__name__}")
+        if name in _REGISTRY and not overwrite:
+            raise ValueError(f"a criterion named {name!r} is already registered; pass overwrite=True to replace it")
+        description = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        _REGISTRY[name] = ImportanceSpec(name, fn, feature, description)
+        return fn
+
+    return decorate if function is None else decorate(function)
 
 
 def list_importance_criteria() -> list[str]:
-    """Names accepted by :func:`filter_importance`."""
-    return sorted(IMPORTANCE_CRITERIA)
+    """Names of all registered criteria."""
+    return sorted(_REGISTRY)
+
+
+def get_importance(name: str) -> ImportanceSpec:
+    """The criterion registered as ``name``; unknown names list the registered ones."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown importance criterion {name!r}; choose one of {list_importance_criteria()}") from None
 
 
 def filter_importance(group: "ChannelGroup", criterion: str = "l1") -> np.ndarray:
     """Importance score of every channel of ``group`` under a named criterion (float64, length = channels)."""
-    try:
-        scorer = IMPORTANCE_CRITERIA[criterion]
-    except KeyError:
-        raise ValueError(f"unknown importance criterion {criterion!r}; choose one of {list_importance_criteria()}") from None
-    scores = np.asarray(scorer(group), dtype=np.float64)
+    scores = np.asarray(get_importance(criterion).function(group), dtype=np.float64)
     if scores.shape != (group.num_channels,):
         raise RuntimeError(f"criterion {criterion!r} returned shape {scores.shape} for a group of {group.num_channels} channels")
     return scores
+
+
+class ImportanceRanking:
+    """Per-channel importance of a network's groups under registered criteria, for its current weights.
+
+    Scores are computed on first use and cached; build a new ranking after the
+    weights change (the environment does so after ``fine_tune``).
+    """
+
+    def __init__(self, network: "PrunableNetwork") -> None:
+        self.network = network
+        self._scores: dict[str, list[np.ndarray]] = {}
+
+    def scores(self, criterion: str) -> list[np.ndarray]:
+        """One score array per group (higher = more important)."""
+        if criterion not in self._scores:
+            self._scores[criterion] = [filter_importance(group, criterion) for group in self.network.groups]
+        return self._scores[criterion]
+
+    def keep_most_important(self, group_index: int, n_keep: int, criterion: str, among: np.ndarray | None = None) -> np.ndarray:
+        """Keep-mask of one group keeping its ``n_keep`` most important channels (at least one).
+
+        With ``among`` (a boolean mask), only those channels are candidates.
+        """
+        scores = self.scores(criterion)[group_index]
+        if among is not None:
+            scores = np.where(among, scores, -np.inf)
+            n_keep = min(n_keep, int(np.count_nonzero(among)))
+        n_keep = int(min(max(n_keep, 1), len(scores)))
+        keep = np.zeros(len(scores), dtype=bool)
+        keep[np.argsort(-scores, kind="stable")[:n_keep]] = True
+        return keep
+
+
+register_importance("l1", _torch_pruning(tp.importance.GroupMagnitudeImportance(p=1, group_reduction="first", normalizer=None), "l1"))
+register_importance("l2", _torch_pruning(tp.importance.GroupMagnitudeImportance(p=2, group_reduction="first", normalizer=None), "l2"))
+register_importance("std", filter_std)
+register_importance("bn-scale", _torch_pruning(tp.importance.BNScaleImportance(normalizer=None), "bn-scale"))
+register_importance("fpgm", _torch_pruning(tp.importance.FPGMImportance(normalizer=None), "fpgm"))
+register_importance("cluster", cluster_redundancy)
+register_importance("random", random_ranking, feature=False)

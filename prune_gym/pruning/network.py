@@ -31,8 +31,6 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from prune_gym.pruning.importance import filter_importance
-
 KeepMask = Sequence[np.ndarray]
 
 _CHANNEL_LAYERS = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d)
@@ -131,7 +129,6 @@ class PrunableNetwork:
         self.groups = self._collect_groups(graph)
         self._layer_by_name = {layer.name: layer for layer in self.layers}
         self._mask_handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._importance: dict[str, list[np.ndarray]] = {}
         self._build_counter()
         self.original_macs, self.original_params = self.macs_params(self.full_mask())
 
@@ -219,24 +216,6 @@ class PrunableNetwork:
                 raise ValueError(f"group {group.index} ({group.name}) must keep at least one channel")
             checked.append(mask)
         return checked
-
-    def importance(self, criterion: str = "l1") -> list[np.ndarray]:
-        """Per-channel importance of every group under a named criterion (computed once, then cached)."""
-        if criterion not in self._importance:
-            self._importance[criterion] = [filter_importance(group, criterion) for group in self.groups]
-        return self._importance[criterion]
-
-    def clear_importance(self) -> None:
-        """Forget the cached importance scores (call after the weights changed)."""
-        self._importance.clear()
-
-    def keep_most_important(self, group_index: int, n_keep: int, criterion: str = "l1") -> np.ndarray:
-        """Keep-mask of one group that keeps its ``n_keep`` most important channels (at least one)."""
-        scores = self.importance(criterion)[group_index]
-        n_keep = int(min(max(n_keep, 1), len(scores)))
-        keep = np.zeros(len(scores), dtype=bool)
-        keep[np.argsort(-scores, kind="stable")[:n_keep]] = True
-        return keep
 
     # -------------------------------------------------------- analytic counts
     def _build_counter(self) -> None:

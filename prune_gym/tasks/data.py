@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from prune_gym.errors import DatasetUnavailableError
 from prune_gym.paths import data_root
+from prune_gym.registry import Registry
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 _STATS = {  # per-channel (mean, std) of the training images in [0, 1]
@@ -155,34 +156,60 @@ def _load_cifar10_subset(root: Path, download: bool) -> DatasetArrays:
                          _normalise(arrays["x_test"], "cifar10-subset"), arrays["y_test"].long())
 
 
-_LOADERS: dict[str, Callable[[Path, bool], DatasetArrays]] = {
-    "digits": _load_digits,
-    "mnist": _torchvision("mnist", "MNIST", "MNIST/raw"),
-    "fashion-mnist": _torchvision("fashion-mnist", "FashionMNIST", "FashionMNIST/raw", _copy_debian_fashion_mnist),
-    "cifar10": _torchvision("cifar10", "CIFAR10", "cifar-10-batches-py"),
-    "cifar10-subset": _load_cifar10_subset,
-}
-
-
-def list_datasets() -> list[str]:
-    """Names accepted by :func:`load_dataset`."""
-    return sorted(_LOADERS)
+DatasetLoader = Callable[[Path, bool], DatasetArrays]
+_DATASETS: Registry[DatasetLoader] = Registry("dataset")
 
 
 @lru_cache(maxsize=8)
 def _cached(name: str, root: Path, download: bool) -> DatasetArrays:
-    return _LOADERS[name](root, download)
+    return _DATASETS.get(name)(root, download)
+
+
+
+def register_dataset(name: str, loader: DatasetLoader | None = None, *, overwrite: bool = False) -> Any:
+    """Register a dataset under ``name``; usable as ``@register_dataset("name")`` or directly.
+
+    ``loader(root, download)`` returns the dataset's :class:`DatasetArrays` (normalised
+    float32 NCHW images, int64 labels) from the data root ``root``, downloading into it
+    if ``download`` and it is missing; it raises :class:`DatasetUnavailableError` otherwise.
+
+    Raises:
+        ValueError: the name is taken and ``overwrite`` is False.
+    """
+
+    def decorate(fn: DatasetLoader) -> DatasetLoader:
+        if not callable(fn):
+            raise TypeError(f"dataset {name!r} must be a loader function, got {type(fn).__name__}")
+        _DATASETS.register(name, fn, overwrite)
+        _cached.cache_clear()
+        return fn
+
+    return decorate if loader is None else decorate(loader)
+
+
+for _name, _loader in (
+    ("digits", _load_digits),
+    ("mnist", _torchvision("mnist", "MNIST", "MNIST/raw")),
+    ("fashion-mnist", _torchvision("fashion-mnist", "FashionMNIST", "FashionMNIST/raw", _copy_debian_fashion_mnist)),
+    ("cifar10", _torchvision("cifar10", "CIFAR10", "cifar-10-batches-py")),
+    ("cifar10-subset", _load_cifar10_subset),
+):
+    register_dataset(_name, _loader)
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`load_dataset`."""
+    return _DATASETS.names()
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> DatasetArrays:
-    """Load a named dataset into memory (cached per process).
+    """Load a registered dataset into memory (cached per process).
 
     Raises:
-        ValueError: unknown name (the message lists the known ones).
+        ValueError: unknown name (the message lists the registered ones).
         DatasetUnavailableError: the files are missing and cannot be downloaded.
     """
-    if name not in _LOADERS:
-        raise ValueError(f"unknown dataset {name!r}; known datasets: {list_datasets()}")
+    _DATASETS.get(name)
     return _cached(name, data_root(root).expanduser().resolve(), download)
 
 

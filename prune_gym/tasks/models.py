@@ -20,9 +20,13 @@ MACs are multiply-accumulates of conv and linear layers.
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
 
 from torch import nn
+
+from prune_gym.registry import Registry
 
 _VGG16_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
 _MOBILENETV2_LAYOUT = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
@@ -162,35 +166,63 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.features(x))
 
 
-_ZOO: dict[str, tuple[Callable[..., nn.Module], tuple[int, int, int]]] = {
-    "lenet5": (LeNet5, (1, 28, 28)),
-    "vgg16": (VGG16, (3, 32, 32)),
-    "resnet20": (lambda **kw: CifarResNet(20, **kw), (3, 32, 32)),
-    "resnet56": (lambda **kw: CifarResNet(56, **kw), (3, 32, 32)),
-    "resnet110": (lambda **kw: CifarResNet(110, **kw), (3, 32, 32)),
-    "plain20": (lambda **kw: CifarResNet(20, residual=False, **kw), (3, 32, 32)),
-    "mobilenetv2": (MobileNetV2, (3, 32, 32)),
-}
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model: a factory ``f(num_classes=..., in_channels=...) -> nn.Module`` and the (C, H, W) input it is built for."""
+
+    name: str
+    factory: Callable[..., nn.Module]
+    input_shape: tuple[int, int, int]
+
+
+_MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def register_model(name: str, factory: Callable[..., nn.Module] | None = None, *, input_shape: tuple[int, int, int],
+                   overwrite: bool = False) -> Any:
+    """Register a model under ``name``; usable as ``@register_model("name", input_shape=(3, 32, 32))`` or directly.
+
+    ``factory(num_classes=..., in_channels=...)`` returns a freshly initialised
+    network whose last ``nn.Linear`` is its classifier (its outputs are never pruned).
+
+    Raises:
+        ValueError: the name is taken and ``overwrite`` is False, or ``input_shape`` is not (C, H, W).
+    """
+    if len(tuple(input_shape)) != 3 or not all(isinstance(d, int) and d > 0 for d in input_shape):
+        raise ValueError(f"invalid input_shape={input_shape!r} for model {name!r}: expected (channels, height, width)")
+
+    def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if not callable(fn):
+            raise TypeError(f"model {name!r} must be a factory, got {type(fn).__name__}")
+        _MODELS.register(name, ModelSpec(name, fn, tuple(input_shape)), overwrite)  # type: ignore[arg-type]
+        return fn
+
+    return decorate if factory is None else decorate(factory)
+
+
+for _name, _factory, _shape in (
+    ("lenet5", LeNet5, (1, 28, 28)),
+    ("vgg16", VGG16, (3, 32, 32)),
+    ("resnet20", partial(CifarResNet, 20), (3, 32, 32)),
+    ("resnet56", partial(CifarResNet, 56), (3, 32, 32)),
+    ("resnet110", partial(CifarResNet, 110), (3, 32, 32)),
+    ("plain20", partial(CifarResNet, 20, residual=False), (3, 32, 32)),
+    ("mobilenetv2", MobileNetV2, (3, 32, 32)),
+):
+    register_model(_name, _factory, input_shape=_shape)
 
 
 def list_models() -> list[str]:
     """Names accepted by :func:`build_model`."""
-    return sorted(_ZOO)
-
-
-def _entry(name: str) -> tuple[Callable[..., nn.Module], tuple[int, int, int]]:
-    try:
-        return _ZOO[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown model {name!r}; known models: {list_models()}") from None
+    return _MODELS.names()
 
 
 def default_input_shape(name: str) -> tuple[int, int, int]:
-    """The (C, H, W) input a zoo model is built for."""
-    return _entry(name)[1]
+    """The (C, H, W) input a registered model is built for."""
+    return _MODELS.get(name).input_shape
 
 
 def build_model(name: str, num_classes: int = 10, in_channels: int | None = None) -> nn.Module:
-    """A freshly initialised zoo model (``in_channels`` defaults to the model's usual input)."""
-    factory, shape = _entry(name)
-    return factory(num_classes=num_classes, in_channels=shape[0] if in_channels is None else in_channels)
+    """A freshly initialised registered model (``in_channels`` defaults to the model's usual input)."""
+    spec = _MODELS.get(name)
+    return spec.factory(num_classes=num_classes, in_channels=spec.input_shape[0] if in_channels is None else in_channels)

@@ -17,9 +17,10 @@ from torch import nn
 
 from prune_gym.errors import CheckpointMissingError
 from prune_gym.paths import checkpoint_path
+from prune_gym.registry import Registry
 from prune_gym.tasks.data import DatasetArrays, Splits, load_dataset, make_splits
 from prune_gym.tasks.models import build_model
-from prune_gym.tasks.training import TrainingConfig, TrainResult, load_checkpoint, save_checkpoint, train
+from prune_gym.tasks.training import TrainingConfig, TrainResult, evaluate, load_checkpoint, save_checkpoint, train
 
 ModelSource = str | nn.Module | Callable[[], nn.Module]
 DataSource = str | DatasetArrays | Callable[[], DatasetArrays]
@@ -81,7 +82,11 @@ class Task:
         torch.manual_seed(self.split_seed)
         model = self.build_model().to(device)
         config = self.training if epochs is None else TrainingConfig(**{**self.training.__dict__, "epochs": epochs})
-        result = train(model, self.splits(device), config, seed=self.split_seed, progress=progress, description=f"pretrain {self.name}")
+        splits = self.splits(device)
+        stats = train(model, splits, config, seed=self.split_seed, progress=progress, description=f"pretrain {self.name}")
+        result = TrainResult(epochs=config.epochs, seconds=stats.seconds, train_accuracy=stats.train_accuracy,
+                             reward_accuracy=evaluate(model, splits.reward_x, splits.reward_y),
+                             test_accuracy=evaluate(model, splits.test_x, splits.test_y))
         save_checkpoint(self.checkpoint_path(), model, {"task": self.name, "model": type(model).__name__, **result.__dict__})
         return result
 
@@ -124,13 +129,11 @@ def _cached_splits(task: Task) -> Splits:
     return _SPLITS[key]
 
 
-_REGISTRY: dict[str, Task] = {}
+_TASKS: Registry[Task] = Registry("task")
 
 
 def _add(task: Task, overwrite: bool = False) -> Task:
-    if task.name in _REGISTRY and not overwrite:
-        raise ValueError(f"a task named {task.name!r} is already registered; pass overwrite=True to replace it")
-    _REGISTRY[task.name] = task
+    _TASKS.register(task.name, task, overwrite)
     _USER_DATA.pop(task.name, None)
     for key in [k for k in _SPLITS if k[0] == task.name]:
         del _SPLITS[key]
@@ -194,17 +197,12 @@ def register_task(
 
 def list_tasks() -> list[str]:
     """Names of all registered tasks."""
-    return sorted(_REGISTRY)
+    return _TASKS.names()
 
 
 def get_task(task: str | Task) -> Task:
     """A task by name (or the task itself); unknown names list the registered ones."""
-    if isinstance(task, Task):
-        return task
-    try:
-        return _REGISTRY[task]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown task {task!r}; registered tasks: {list_tasks()}") from None
+    return task if isinstance(task, Task) else _TASKS.get(task)
 
 
 _LENET = dict(optimizer="adam", lr=2e-3, weight_decay=0.0, batch_size=64)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from prune_gym.errors import CheckpointError
+from prune_gym.storage import write_atomic
 from prune_gym.tasks.data import Splits
 
 CHECKPOINT_FORMAT = 1
@@ -69,24 +68,33 @@ def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip.view(-1, 1, 1, 1).to(batch.device), crops.flip(3), crops)
 
 
-def fit(
+@dataclass(frozen=True)
+class TrainStats:
+    """What one call of :func:`train` did: wall time, batches run, accuracy on the training batches of its last epoch."""
+
+    seconds: float
+    steps: int
+    train_accuracy: float
+
+
+def train(
     model: nn.Module,
     splits: Splits,
     config: TrainingConfig,
     *,
     seed: int = 0,
-    max_steps: int | None = None,
+    steps: int | None = None,
     progress: bool = True,
     description: str = "train",
-) -> tuple[float, float]:
-    """Train ``model`` in place on ``splits.train_*`` only; returns (seconds, train accuracy of the last epoch).
+) -> TrainStats:
+    """Train ``model`` in place on ``splits.train_*`` only.
 
-    ``config.epochs`` epochs of shuffled batches, or only the first ``max_steps``
+    ``config.epochs`` epochs of shuffled batches, or only the first ``steps``
     batches (a short recovery); the cosine schedule spans the batches actually run.
     Leaves the model in eval mode. Neither the reward nor the test split is touched.
     """
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps must be a positive number of batches or None, got {max_steps}")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"invalid steps={steps!r}: expected a positive number of training batches, or None for whole epochs")
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -98,19 +106,19 @@ def fit(
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; choose 'sgd' or 'adam'")
     n = len(splits.train_y)
-    steps = config.epochs * math.ceil(n / config.batch_size)
-    if max_steps is not None:
-        steps = min(steps, max_steps)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+    total = config.epochs * math.ceil(n / config.batch_size)
+    if steps is not None:
+        total = min(total, steps)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total, 1))
     start = time.perf_counter()
     model.train()
-    bar = tqdm(total=steps, desc=description, disable=not progress, unit="batch")
+    bar = tqdm(total=total, desc=description, disable=not progress, unit="batch")
     correct = seen = done = 0
-    while done < steps:
+    while done < total:
         order = torch.randperm(n, generator=generator)
         correct = seen = 0
         for begin in range(0, n, config.batch_size):
-            if done == steps:
+            if done == total:
                 break
             index = order[begin:begin + config.batch_size]
             x, y = splits.train_x[index].to(device), splits.train_y[index].to(device)
@@ -129,27 +137,7 @@ def fit(
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     model.eval()
-    return time.perf_counter() - start, correct / max(seen, 1)
-
-
-def train(
-    model: nn.Module,
-    splits: Splits,
-    config: TrainingConfig,
-    *,
-    seed: int = 0,
-    progress: bool = True,
-    description: str = "train",
-) -> TrainResult:
-    """Train ``model`` in place on ``splits.train_*`` (see :func:`fit`); report train/reward/test accuracy at the end."""
-    seconds, train_accuracy = fit(model, splits, config, seed=seed, progress=progress, description=description)
-    return TrainResult(
-        epochs=config.epochs,
-        seconds=seconds,
-        train_accuracy=train_accuracy,
-        reward_accuracy=evaluate(model, splits.reward_x, splits.reward_y),
-        test_accuracy=evaluate(model, splits.test_x, splits.test_y),
-    )
+    return TrainStats(time.perf_counter() - start, done, correct / max(seen, 1))
 
 
 def recovery_config(config: TrainingConfig, **overrides: Any) -> TrainingConfig:
@@ -157,23 +145,25 @@ def recovery_config(config: TrainingConfig, **overrides: Any) -> TrainingConfig:
     return replace(config, **{"lr": config.lr * 0.1, **overrides})
 
 
-def finetune(model: nn.Module, splits: Splits, epochs: int, config: TrainingConfig, **kwargs: Any) -> TrainResult:
-    """Fine-tune a (pruned) model for ``epochs`` with the task's optimiser at a tenth of its learning rate."""
-    return train(model, splits, recovery_config(config, epochs=epochs), description="fine-tune", **kwargs)
+def fine_tune(model: nn.Module, splits: Splits, config: TrainingConfig, *, epochs: int | None = None, steps: int | None = None,
+              seed: int = 0, progress: bool = True, **overrides: Any) -> TrainStats:
+    """Recover a (pruned) model: the task's optimiser at a tenth of its learning rate (:func:`recovery_config`).
+
+    ``epochs`` whole epochs (default: the config's), or only ``steps`` batches; ``overrides`` replace config fields (``lr=...``).
+    """
+    if epochs is not None:
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"invalid epochs={epochs!r}: expected a positive number of fine-tuning epochs")
+        overrides["epochs"] = epochs
+    return train(model, splits, recovery_config(config, **overrides), seed=seed, steps=steps, progress=progress,
+                 description="fine-tune")
 
 
 def save_checkpoint(path: Path, model: nn.Module, metadata: dict[str, Any]) -> None:
-    """Write ``{"state_dict", "metadata"}`` atomically: a temp file in the same folder, then ``os.replace``."""
+    """Write ``{"format", "state_dict", "metadata"}`` atomically (:func:`prune_gym.storage.write_atomic`)."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".partial")
-    os.close(handle)
-    try:
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "metadata": metadata}, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    write_atomic(path, lambda handle: torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "metadata": metadata}, handle))
 
 
 def load_checkpoint(path: Path, model: nn.Module, task_name: str) -> dict[str, Any]:

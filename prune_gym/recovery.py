@@ -1,0 +1,133 @@
+"""What happens to a run's result after the search: export the best pruned network, fine-tune it once, measure it.
+
+* :func:`pruned_network`: the physically pruned network of the run's best mask,
+  from the weights the search scored it with (the pretrained checkpoint, or the
+  weights an agent fine-tuned during the search, kept in ``checkpoint/weights.pt``).
+* :func:`export_run` / :func:`load_pruned`: a state dict + mask file (tensors only).
+* :func:`fine_tune_run`: one-step recovery (ICTAI 2019): fine-tune once, report
+  test accuracy, MACs, params and latency (``fine_tune.json``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from prune_gym.errors import RunError
+from prune_gym.pruning import PrunableNetwork, count_macs_params, recalibrate_batchnorm
+from prune_gym.runs import RunFolder, load_mask
+from prune_gym.storage import write_atomic
+from prune_gym.tasks import evaluate, fine_tune, get_task
+
+
+def pruned_network(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, nn.Module, list[np.ndarray]]:
+    """(original model, physically pruned model, keep-mask) of a run's best episode.
+
+    With ``bn_recalibration`` in the run's environment, the pruned network's
+    BatchNorm statistics are recalibrated as in the search.
+
+    Raises:
+        RunError: no finished episode, or a mask that does not fit the task's network.
+    """
+    folder = RunFolder(run_dir)
+    config = folder.read_config()
+    if not folder.best_mask_path.exists():
+        raise RunError(f"{folder.path} has no best_mask.npz: no episode finished yet")
+    task = get_task(config.task)
+    model = task.load_model(device=device, progress=False)
+    searched = model
+    checkpoint = folder.current_checkpoint()
+    if checkpoint is not None and (checkpoint / "weights.pt").exists():  # the agent fine-tuned the network during the search
+        searched = copy.deepcopy(model)
+        searched.load_state_dict(torch.load(checkpoint / "weights.pt", map_location=device, weights_only=True))
+    keep = load_mask(folder.best_mask_path)
+    splits = task.splits(device)
+    network = PrunableNetwork(searched, splits.reward_x[:1])
+    try:
+        network.check_mask(keep)
+    except ValueError as error:
+        raise RunError(f"{folder.best_mask_path} does not fit task {task.name!r}: {error}") from None
+    pruned = network.export(keep)
+    samples = config.env_kwargs.get("bn_recalibration") or 0
+    if samples:  # the statistics the search scored it with
+        recalibrate_batchnorm(pruned, splits.train_x[:samples])
+    return model, pruned, keep
+
+
+def _payload(task_name: str, keep: list[np.ndarray], model: nn.Module) -> dict[str, Any]:
+    return {"task": task_name, "keep_mask": [torch.from_numpy(np.asarray(m)) for m in keep], "state_dict": model.state_dict()}
+
+
+def export_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Write the best pruned network's state dict and mask (``weights_only`` loadable); returns the file."""
+    folder = RunFolder(run_dir)
+    output = Path(output) if output is not None else folder.path / "pruned.pt"
+    if not output.parent.is_dir():
+        raise RunError(f"cannot write {output}: folder {output.parent} does not exist")
+    _, pruned, keep = pruned_network(folder.path)
+    write_atomic(output, lambda handle: torch.save(_payload(folder.read_config().task, keep, pruned), handle))
+    return output
+
+
+def load_pruned(path: str | Path, device: str = "cpu") -> nn.Module:
+    """Rebuild a pruned network from a file written by :func:`export_run` or :func:`fine_tune_run` (no code is unpickled)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        task_name, masks, state = payload["task"], payload["keep_mask"], payload["state_dict"]
+    except Exception as error:
+        raise RunError(f"{path} is not a pruned network written by prune-gym export ({type(error).__name__})") from None
+    task = get_task(task_name)
+    model = task.build_model().to(device)
+    network = PrunableNetwork(model.eval(), task.splits(device).reward_x[:1])
+    pruned = network.export([m.numpy() for m in masks])
+    pruned.load_state_dict(state)
+    return pruned.eval()
+
+
+def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
+    """Median wall time of one batched forward pass, in milliseconds."""
+    timings = []
+    with torch.inference_mode():
+        model(x)
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            timings.append(time.perf_counter() - start)
+    return float(np.median(timings) * 1000)
+
+
+def fine_tune_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """One-step recovery (ICTAI 2019): fine-tune the run's best pruned network once; writes ``fine_tune.json``.
+
+    Reports test accuracy of the original, the pruned and the fine-tuned
+    network, their MACs and params, and CPU/GPU latency of a 100-image batch.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"invalid epochs={epochs!r}: expected a positive number of fine-tuning epochs")
+    folder = RunFolder(run_dir)
+    task = get_task(folder.read_config().task)
+    original, pruned, keep = pruned_network(folder.path, device)
+    splits = task.splits(device)
+    report: dict[str, Any] = {"test_accuracy_original": evaluate(original, splits.test_x, splits.test_y),
+                              "test_accuracy_pruned": evaluate(pruned, splits.test_x, splits.test_y)}
+    stats = fine_tune(pruned, splits, task.training, epochs=epochs, progress=progress)
+    macs, params = count_macs_params(original, task.input_shape)
+    pruned_macs, pruned_params = count_macs_params(pruned, task.input_shape)
+    batch = splits.test_x[:100]
+    report.update(test_accuracy_fine_tuned=evaluate(pruned, splits.test_x, splits.test_y), fine_tune_epochs=epochs,
+                  fine_tune_seconds=round(stats.seconds, 1), macs_original=macs, macs_pruned=pruned_macs,
+                  params_original=params, params_pruned=pruned_params,
+                  latency_ms_original=round(latency_ms(original, batch), 2), latency_ms_pruned=round(latency_ms(pruned, batch), 2),
+                  device=device)
+    write_atomic(folder.path / "fine_tuned.pt", lambda handle: torch.save(_payload(task.name, keep, pruned), handle))
+    write_atomic(folder.path / "fine_tune.json", json.dumps(report, indent=2))
+    return report

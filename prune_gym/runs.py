@@ -1,0 +1,336 @@
+"""Run folders: the on-disk format of a search, crash-safe (see :mod:`prune_gym.storage`).
+
+A run folder holds:
+
+=====================  ==========================================================
+``config.json``        the fully resolved :class:`SearchConfig` (written first, atomically)
+``episodes.csv``       one :class:`EpisodeRecord` per finished episode, append-only,
+                       each line with a CRC-32 (a torn last line is dropped on resume)
+``best_mask.npz``      keep-mask of the best episode: the highest return among
+                       episodes that meet the MACs budget, else the highest return
+``checkpoint/``        the latest agent checkpoint (and fine-tuned ``weights.pt``),
+                       replaced atomically every ``checkpoint_every`` episodes
+``summary.json``       the run's outcome (atomically)
+``*.png``, ``*.pdf``   plots; ``fine_tune.json``, ``fine_tuned.pt``, ``pruned.pt`` after recovery/export
+``.lock``              held by the process writing the folder (its PID inside)
+=====================  ==========================================================
+
+Nothing here imports torch: the CLI reads run folders quickly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+import numpy as np
+
+from prune_gym.errors import RunError
+from prune_gym.storage import ChecksummedCSV, exclusive_lock, write_atomic
+
+WandbMode = Literal["online", "offline", "disabled"]
+WANDB_MODES: tuple[WandbMode, ...] = ("online", "offline", "disabled")
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a search (saved as the run's ``config.json``).
+
+    ``reward``, ``macs_budget``, ``reward_samples`` and ``device`` are keyword
+    arguments of the environment, like everything in ``env_kwargs``; ``None``
+    means the environment's default, and :func:`prune_gym.search.resolve_config`
+    writes the value actually used.
+
+    Attributes:
+        task, env, agent: registered names (``prune-gym list tasks|environments|agents``).
+        reward: reward name or ``module:function``.
+        macs_budget: fraction of the original MACs the pruned network may keep.
+        episodes: episodes to run (= reward-split evaluations at most).
+        seed: seeds the agent and the environment.
+        reward_samples: reward-split images scored per evaluation.
+        device: torch device.
+        env_kwargs, agent_kwargs: further keyword arguments of the environment and the agent.
+        checkpoint_every: save the agent every this many episodes (and at the end).
+        wandb: ``online``, ``offline`` (a run in the folder to ``wandb sync`` later) or ``disabled``.
+        wandb_project, wandb_entity, wandb_group, wandb_tags: where the wandb run goes
+            (group default: task, env, budget and reward; tags: agent and seed are added).
+    """
+
+    task: str = "lenet5-digits"
+    env: str = "LayerRate-v0"
+    agent: str = "ddpg"
+    reward: str | None = None
+    macs_budget: float | None = None
+    episodes: int = 400
+    seed: int = 0
+    reward_samples: int | None = None
+    device: str | None = None
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint_every: int = 10
+    wandb: WandbMode = "disabled"
+    wandb_project: str = "prune_gym"
+    wandb_entity: str | None = None
+    wandb_group: str | None = None
+    wandb_tags: list[str] = field(default_factory=list)
+
+    ENV_FIELDS = ("reward", "macs_budget", "reward_samples", "device")
+
+    def env_arguments(self) -> dict[str, Any]:
+        """The environment's keyword arguments: ``task``, the env fields that are set, then ``env_kwargs``."""
+        given = {name: getattr(self, name) for name in self.ENV_FIELDS if getattr(self, name) is not None}
+        return {"task": self.task, **given, **self.env_kwargs}
+
+    @classmethod
+    def from_json(cls, path: Path) -> "SearchConfig":
+        """Read a ``config.json``, with a one-line error for anything wrong in it."""
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise RunError(f"{path} is not a readable JSON config ({error}); restore it or start a new run") from None
+        if not isinstance(data, dict):
+            raise RunError(f"{path} holds a {type(data).__name__}, not a search configuration")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise RunError(f"{path} has unknown fields {unknown}: written by another version of prune_gym?")
+        config = cls(**data)
+        problems = config.type_errors()
+        if problems:
+            raise RunError(f"{path}: {problems[0]}")
+        return config
+
+    def type_errors(self) -> list[str]:
+        """Fields whose values have the wrong type (what a hand-edited config.json gets wrong)."""
+        expected: dict[str, tuple[type, ...]] = {
+            "task": (str,), "env": (str,), "agent": (str,), "episodes": (int,), "seed": (int,), "checkpoint_every": (int,),
+            "env_kwargs": (dict,), "agent_kwargs": (dict,), "wandb": (str,), "wandb_project": (str,), "wandb_tags": (list,),
+        }
+        problems = []
+        for name, types in expected.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, types):
+                problems.append(f"field {name!r} is {value!r}, expected {' or '.join(t.__name__ for t in types)}")
+        return problems
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One finished episode: its return, the pruned network it produced, and when.
+
+    ``macs_ratio``/``params_ratio`` are kept / original; ``rates`` are the applied
+    **pruned** fractions per group; ``kept_channels`` per group; ``keep_mask`` one
+    boolean array per group; ``evaluations`` counts the distinct reward-split
+    evaluations of the search so far, ``seconds`` its wall time so far.
+    """
+
+    episode: int
+    episode_return: float
+    accuracy: float
+    macs: int
+    params: int
+    macs_ratio: float
+    params_ratio: float
+    budget_met: bool
+    rates: tuple[float, ...]
+    kept_channels: tuple[int, ...]
+    evaluations: int
+    seconds: float
+    keep_mask: tuple[np.ndarray, ...] = field(repr=False, compare=False)
+
+    FIELDS = ("episode", "episode_return", "accuracy", "macs_ratio", "params_ratio", "macs", "params", "budget_met",
+              "rates", "kept_channels", "evaluations", "seconds", "keep_mask")
+
+    def to_row(self) -> dict[str, str]:
+        """The record as CSV strings (floats round-trip exactly; the mask as hex of its packed bits)."""
+        bits = np.packbits(np.concatenate([np.asarray(m, dtype=bool) for m in self.keep_mask])) if self.keep_mask else np.zeros(0, np.uint8)
+        return {"episode": str(self.episode), "episode_return": repr(float(self.episode_return)),
+                "accuracy": repr(float(self.accuracy)), "macs_ratio": repr(float(self.macs_ratio)),
+                "params_ratio": repr(float(self.params_ratio)), "macs": str(self.macs), "params": str(self.params),
+                "budget_met": str(bool(self.budget_met)), "rates": " ".join(f"{r:.6g}" for r in self.rates),
+                "kept_channels": " ".join(map(str, self.kept_channels)), "evaluations": str(self.evaluations),
+                "seconds": f"{self.seconds:.3f}", "keep_mask": bits.tobytes().hex()}
+
+    @classmethod
+    def from_row(cls, row: dict[str, str], widths: list[int] | None = None) -> "EpisodeRecord":
+        """Parse a row written by :meth:`to_row`; ``widths`` (channels per group) restores the keep-mask."""
+        mask: tuple[np.ndarray, ...] = ()
+        if widths is not None:
+            bits = np.unpackbits(np.frombuffer(bytes.fromhex(row["keep_mask"]), dtype=np.uint8))[: sum(widths)].astype(bool)
+            mask = tuple(np.split(bits, np.cumsum(widths)[:-1]))
+        return cls(episode=int(row["episode"]), episode_return=float(row["episode_return"]), accuracy=float(row["accuracy"]),
+                   macs=int(row["macs"]), params=int(row["params"]), macs_ratio=float(row["macs_ratio"]),
+                   params_ratio=float(row["params_ratio"]), budget_met=row["budget_met"] == "True",
+                   rates=tuple(float(r) for r in row["rates"].split()), kept_channels=tuple(int(k) for k in row["kept_channels"].split()),
+                   evaluations=int(row["evaluations"]), seconds=float(row["seconds"]), keep_mask=mask)
+
+    def ranks_above(self, other: "EpisodeRecord | None") -> bool:
+        """Whether this episode is a better search result than ``other``: budget met first, then the higher return."""
+        return other is None or (self.budget_met, self.episode_return) > (other.budget_met, other.episode_return)
+
+
+def best_episode(records: list[EpisodeRecord]) -> EpisodeRecord | None:
+    """The best of ``records`` (see :meth:`EpisodeRecord.ranks_above`; the earliest wins ties)."""
+    best = None
+    for record in records:
+        if record.ranks_above(best):
+            best = record
+    return best
+
+
+def save_mask(path: Path, keep: list[np.ndarray] | tuple[np.ndarray, ...]) -> None:
+    """A keep-mask as ``.npz`` (one boolean array per group), atomically."""
+    write_atomic(path, lambda handle: np.savez(handle, *[np.asarray(m, dtype=bool) for m in keep]))
+
+
+def load_mask(path: Path) -> list[np.ndarray]:
+    """The keep-mask saved by :func:`save_mask`.
+
+    Raises:
+        RunError: missing or not a keep-mask file.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            masks = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        raise RunError(f"{path} is not a keep-mask file ({type(error).__name__}: {error}); delete it or start a new run") from None
+    if not masks or any(m.dtype != bool or m.ndim != 1 for m in masks):
+        raise RunError(f"{path} is not a keep-mask file (expected one boolean array per group)")
+    return masks
+
+
+class RunFolder:
+    """The files of one run folder (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.config_path = self.path / "config.json"
+        self.episodes_path = self.path / "episodes.csv"
+        self.best_mask_path = self.path / "best_mask.npz"
+        self.summary_path = self.path / "summary.json"
+        self.checkpoint_path = self.path / "checkpoint"
+        self.lock_path = self.path / ".lock"
+        self._csv = ChecksummedCSV(self.episodes_path, list(EpisodeRecord.FIELDS))
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    # --------------------------------------------------------------- creation
+    @contextlib.contextmanager
+    def writing(self, create: bool) -> Iterator["RunFolder"]:
+        """Hold the folder's lock for the block; with ``create``, make the folder and remove it again on failure.
+
+        A folder this call created is removed if the block fails before any
+        episode was recorded, so a failed start leaves nothing behind.
+
+        Raises:
+            RunError: the folder cannot be created, is not empty (``create``), or another process writes it.
+        """
+        created = False
+        if create:
+            if self.path.exists() and not self.path.is_dir():
+                raise RunError(f"run folder {self.path} is a file: choose another --run-dir")
+            if self.path.exists() and any(child != self.lock_path for child in self.path.iterdir()):
+                raise RunError(f"run folder {self.path} is not empty: pass --resume {self.path} to continue it, or choose another --run-dir")
+            try:
+                created = not self.path.exists()
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise RunError(f"cannot create run folder {self.path}: {error.strerror or error}") from None
+        elif not self.config_path.exists():
+            raise RunError(f"cannot resume {self.path}: it has no config.json (is it a prune-gym run folder?)")
+        try:
+            with exclusive_lock(self.lock_path, f"run folder {self.path}"):
+                yield self
+        except BaseException:
+            if create and not self.episodes_path.exists():
+                if created:
+                    shutil.rmtree(self.path, ignore_errors=True)
+                else:
+                    for child in self.path.iterdir():
+                        (shutil.rmtree if child.is_dir() else os.remove)(child)
+            raise
+
+    # ----------------------------------------------------------------- config
+    def write_config(self, config: SearchConfig) -> None:
+        """Write ``config.json`` atomically."""
+        write_atomic(self.config_path, json.dumps(asdict(config), indent=2))
+
+    def read_config(self) -> SearchConfig:
+        """The run's configuration."""
+        if not self.config_path.exists():
+            raise RunError(f"{self.path} has no config.json: not a prune-gym run folder")
+        return SearchConfig.from_json(self.config_path)
+
+    # --------------------------------------------------------------- episodes
+    def episodes(self, widths: list[int] | None = None) -> tuple[list[EpisodeRecord], str | None]:
+        """The recorded episodes (masks restored when ``widths`` is given) and a warning about a dropped torn line."""
+        rows, warning = self._csv.read()
+        records = []
+        for number, row in enumerate(rows, start=2):
+            try:
+                records.append(EpisodeRecord.from_row(row, widths))
+            except (ValueError, KeyError) as error:
+                raise RunError(f"{self.episodes_path} line {number}: unreadable record ({error})") from None
+        for expected, record in enumerate(records):
+            if record.episode != expected:
+                raise RunError(f"{self.episodes_path}: episode {record.episode} where {expected} was expected; the file was modified")
+        return records, warning
+
+    def repair_episodes(self) -> str | None:
+        """Cut a torn last line off ``episodes.csv`` before appending again; returns the warning, if any."""
+        return self._csv.repair()
+
+    def append_episode(self, record: EpisodeRecord) -> None:
+        """Append one episode durably (one fsync'd line)."""
+        self._csv.append(record.to_row())
+
+    # ------------------------------------------------------ masks and summary
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        """Write ``summary.json`` atomically."""
+        write_atomic(self.summary_path, json.dumps(summary, indent=2))
+
+    def read_summary(self) -> dict[str, Any]:
+        """The run's ``summary.json``."""
+        try:
+            summary = json.loads(self.summary_path.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{self.path} has no summary.json: the search has not ended yet (resume it)") from None
+        except (OSError, ValueError) as error:
+            raise RunError(f"{self.summary_path} is unreadable ({error}); resume the run to rewrite it") from None
+        if not isinstance(summary, dict):
+            raise RunError(f"{self.summary_path} is not a run summary")
+        return summary
+
+    # ------------------------------------------------------------ checkpoints
+    def new_checkpoint(self) -> Path:
+        """An empty folder to write the next checkpoint into (then :meth:`commit_checkpoint` it)."""
+        staging = self.path / f".checkpoint-{os.getpid()}-{time.monotonic_ns()}"
+        staging.mkdir()
+        return staging
+
+    def commit_checkpoint(self, staging: Path) -> None:
+        """Make ``staging`` the current checkpoint: a crash at any moment leaves the old or the new one whole."""
+        for file in staging.iterdir():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        previous = self.path / ".checkpoint-previous"
+        shutil.rmtree(previous, ignore_errors=True)
+        if self.checkpoint_path.exists():
+            os.replace(self.checkpoint_path, previous)
+        os.replace(staging, self.checkpoint_path)
+        shutil.rmtree(previous, ignore_errors=True)
+
+    def current_checkpoint(self) -> Path | None:
+        """The folder of the latest complete checkpoint, if any (also after a crash between the two renames)."""
+        for candidate in (self.checkpoint_path, self.path / ".checkpoint-previous"):
+            if (candidate / "checkpoint.json").exists():
+                return candidate
+        return None
