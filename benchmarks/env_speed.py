@@ -31,11 +31,13 @@ import copy
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -79,11 +81,14 @@ def ensure_checkpoint(task_name: str, device: torch.device) -> str:
 
 
 def make_env(env_id: str, task: str, samples: int, device: torch.device) -> gym.Env:
-    kwargs: dict[str, Any] = dict(task=task, reward="accuracy", macs_budget=0.5, reward_samples=samples,
-                                  batch_size=BATCH[device.type], device=device)
-    if env_id == "FilterSelect-v0":
-        kwargs["action_type"] = "continuous"
-    return gym.make(f"prune_gym:{env_id}", **kwargs)
+    """The environment with continuous actions (random rates or keep scores), scoring ``samples`` reward images."""
+    return gym.make(env_id, task=task, reward="accuracy", macs_budget=0.5, reward_samples=samples,
+                    batch_size=BATCH[device.type], device=device, action_type="continuous")
+
+
+def result_key(env_id: str) -> str:
+    """``LayerRate-v0`` -> ``layer_rate``: the results file's key for an environment."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", env_id.split("-")[0]).lower()
 
 
 def random_actions(env: gym.Env, rng: np.random.Generator) -> list[np.ndarray]:
@@ -133,7 +138,7 @@ def compare(task: str, episodes: int, device: torch.device, samples: int = 1000)
     """Median seconds per episode of floor, env (both envs) and naive, and their ratios."""
     row: dict[str, Any] = {"task": task, "checkpoint": ensure_checkpoint(task, device)}
     batch = BATCH[device.type]
-    for env_id in ("LayerRate-v0", "FilterSelect-v0"):
+    for position, env_id in enumerate(prune_gym.list_environments()[:2]):  # the naive way is timed on the first (LayerRate-v0)
         env = make_env(env_id, task, samples, device)
         base = env.unwrapped
         rng = np.random.default_rng(0)
@@ -148,9 +153,9 @@ def compare(task: str, episodes: int, device: torch.device, samples: int = 1000)
             exported = base.export()
             floor_forward(exported, base.evaluator.x, batch)
             floors.append(timed(device, lambda: floor_forward(exported, base.evaluator.x, batch))[0])
-            if env_id == "LayerRate-v0":
+            if position == 0:
                 naives.append(timed(device, lambda: naive_episode(base, keep, batch))[0])
-        key = "layer_rate" if env_id == "LayerRate-v0" else "filter_select"
+        key = result_key(env_id)
         row[f"env_{key}"] = statistics.median(envs)
         row[f"env_cold_{key}"] = statistics.median(colds)
         row[f"floor_{key}"] = statistics.median(floors)
@@ -245,7 +250,8 @@ def main() -> None:
     results["memory"] = memory_soak(device, (20, 200) if args.quick else (100, 2000))
     print("\nmemory over lenet5-mnist LayerRate-v0 episodes")
     for r in results["memory"]:
-        print(f"after {r['episodes']:>5} episodes: peak RSS {r['peak_rss_mb']:.1f} MB, RSS {r['rss_mb']:.1f} MB, cache hits {r['cache_hits']}")
+        print(f"after {r['episodes']:>5} episodes: peak RSS {r['peak_rss_mb']:.1f} MB, RSS {r['rss_mb']:.1f} MB, "
+              f"cache hits {r['cache_hits']}")
     growth = results["memory"][-1]["peak_rss_mb"] - results["memory"][0]["peak_rss_mb"]
     print(f"peak RSS growth: {growth:.1f} MB")
     print("\nwhere a LeNet-5 episode's time goes (20 episodes, by own time):")

@@ -5,10 +5,11 @@
         --reward-samples 1000 --env-arg bn_recalibration=100
 
 For each agent and seed: the best reward-split accuracy among the episodes that
-meet the budget, its MACs ratio, and the seconds taken. DDPG runs AMC's full
-schedule (100 warm-up + 300 episodes) on LayerRate-v0; random search gets the
-same number of episodes; try-and-learn runs them on FilterSelect-v0 with its own
-reward and AMC budget enforcement; uniform and global are one episode each.
+meet the budget, its MACs ratio, and the seconds taken. Any installed agent
+(``--agents``) runs on the first environment its declaration fits
+(``prune_gym.agent_api.compatible_environment``): DDPG runs AMC's full schedule
+(100 warm-up + 300 episodes) on LayerRate-v0, try-and-learn on FilterSelect-v0
+with its own reward; deterministic schedules (uniform, global) run one episode.
 """
 
 from __future__ import annotations
@@ -19,26 +20,22 @@ from typing import Any
 
 import gymnasium as gym
 
-from prune_gym.agent_api import make_agent
+from prune_gym.agent_api import compatible_environment, list_agents, make_agent
 from prune_gym.cli import parse_key_values
 from prune_gym.wrappers import EpisodeRecorder
 
-SETUPS = {  # agent: (env id, env kwargs, searches for --episodes episodes)
-    "uniform": ("LayerRate-v0", {}, False),
-    "global": ("LayerRate-v0", {}, False),
-    "random-search": ("LayerRate-v0", {}, True),
-    "ddpg": ("LayerRate-v0", {}, True),
-    "try-and-learn": ("FilterSelect-v0", {"reward": "try-and-learn"}, True),
-}
+ONE_EPISODE = {"uniform", "global"}  # deterministic schedules: every episode is the same
+AGENT_REWARDS = {"try-and-learn": "try-and-learn"}  # agents built around their own reward
 
 
 def best_within_budget(agent: str, seed: int, args: argparse.Namespace, env_kwargs: dict[str, Any]) -> tuple[float, float, float]:
     """(accuracy, MACs ratio, seconds) of the agent's best budget-meeting episode."""
-    env_id, kwargs, searches = SETUPS[agent]
-    env = EpisodeRecorder(gym.make(f"prune_gym:{env_id}", task=args.task, macs_budget=args.budget,
+    env_id, action_type = compatible_environment(agent)
+    kwargs = {"action_type": action_type, **({"reward": AGENT_REWARDS[agent]} if agent in AGENT_REWARDS else {})}
+    env = EpisodeRecorder(gym.make(env_id, task=args.task, macs_budget=args.budget,
                                    reward_samples=args.reward_samples, **{**env_kwargs, **kwargs}))
     start = time.perf_counter()
-    make_agent(agent, env, seed=seed).learn(args.episodes if searches else 1)
+    make_agent(agent, env, seed=seed).learn(1 if agent in ONE_EPISODE else args.episodes)
     best = max((e for e in env.episodes if e.budget_met), key=lambda e: e.accuracy)
     return best.accuracy, best.macs_ratio, time.perf_counter() - start
 
@@ -50,7 +47,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.5)
     parser.add_argument("--episodes", type=int, default=400)
     parser.add_argument("--reward-samples", type=int, default=300)
-    parser.add_argument("--agents", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--agents", nargs="+", default=["uniform", "global", "random-search", "ddpg", "try-and-learn"],
+                        help=f"installed agents: {list_agents()}")
     parser.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="extra environment keyword")
     args = parser.parse_args()
     env_kwargs = parse_key_values(args.env_arg)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-import prune_gym.envs  # noqa: F401  (registers the environments with gymnasium)
+import prune_gym.envs  # registers the environments with gymnasium
 
 __version__ = "0.2.0"
 

@@ -93,7 +93,7 @@ def agent_hyperparameters(agent: str | type, hyperparameters: dict[str, Any]) ->
     if ":" in name:
         given.setdefault("algorithm", name.split(":", 1)[1])
     defaults = {}
-    for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+    for parameter in inspect.signature(cls).parameters.values():
         if parameter.name in ("env", "seed") or parameter.kind in (parameter.VAR_KEYWORD, parameter.VAR_POSITIONAL):
             continue
         if parameter.default is not parameter.empty:

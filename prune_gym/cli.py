@@ -6,7 +6,8 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prune_gym.errors import PruneGymError
 from prune_gym.runs import WANDB_MODES, SearchConfig
@@ -69,7 +70,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if best is None:
         console.print(f"no episode finished; run folder {summary['run_dir']}")
         return
-    table = Table(title=f"best episode {best['episode']} of {summary['episodes_done']} ({summary['agent']} on {summary['env']}, {summary['task']})")
+    table = Table(title=f"best episode {best['episode']} of {summary['episodes_done']} "
+                        f"({summary['agent']} on {summary['env']}, {summary['task']})")
     table.add_column("group")
     table.add_column("kept / channels", justify="right")
     for group, kept in zip(summary["groups"], best["kept_channels"]):
@@ -188,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run")
     plot.set_defaults(handler=_plot)
 
-    listing = commands.add_parser("list", help="list registered tasks, environments, models, datasets, rewards, observations, criteria or agents")
+    listing = commands.add_parser("list", help="list registered tasks, environments, models, datasets, rewards, observations, "
+                                               "criteria or agents")
     listing.add_argument("what", choices=["tasks", "environments", "models", "datasets", "rewards", "observations", "criteria", "agents"])
     listing.set_defaults(handler=_list)
     return parser

@@ -30,7 +30,8 @@ through the ``prune_gym.observations`` entry-point group. Built-ins:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -50,7 +51,7 @@ class Observation:
 
     space: gym.spaces.Box
 
-    def __init__(self, network: "PrunableNetwork") -> None:
+    def __init__(self, network: PrunableNetwork) -> None:
         self.network = network
 
     def observe(self, state: EpisodeState) -> np.ndarray:
@@ -58,14 +59,14 @@ class Observation:
         raise NotImplementedError
 
 
-def _from_function(name: str, function: Callable[[EpisodeState], np.ndarray], size: int | Callable[["PrunableNetwork"], int],
+def _from_function(name: str, function: Callable[[EpisodeState], np.ndarray], size: int | Callable[[PrunableNetwork], int],
                    low: float, high: float) -> type[Observation]:
     """An :class:`Observation` class around a function of the state (values clipped into [low, high])."""
 
     class FunctionObservation(Observation):
         __doc__ = function.__doc__
 
-        def __init__(self, network: "PrunableNetwork") -> None:
+        def __init__(self, network: PrunableNetwork) -> None:
             super().__init__(network)
             length = size(network) if callable(size) else size
             self.space = gym.spaces.Box(low, high, (int(length),), dtype=np.float32)
@@ -90,7 +91,7 @@ def _adapt(name: str, value: Any) -> type[Observation]:
 _OBSERVATIONS: Registry[type[Observation]] = Registry("observation", ENTRY_POINT_GROUP, _adapt)
 
 
-def register_observation(name: str, target: Any = None, *, size: int | Callable[["PrunableNetwork"], int] | None = None,
+def register_observation(name: str, target: Any = None, *, size: int | Callable[[PrunableNetwork], int] | None = None,
                          low: float = 0.0, high: float = 1.0, overwrite: bool = False) -> Any:
     """Register an observation under ``name``; usable as a decorator or directly.
 
@@ -137,7 +138,7 @@ class LayerEmbedding(Observation):
 
     size = 11
 
-    def __init__(self, network: "PrunableNetwork") -> None:
+    def __init__(self, network: PrunableNetwork) -> None:
         super().__init__(network)
         position = {layer.name: i for i, layer in enumerate(network.layers)}
         static = []
@@ -177,7 +178,7 @@ def feature_criteria() -> list[str]:
 class FilterFeatures(Observation):
     """Per-filter importance features of the group to decide, plus the layer embedding."""
 
-    def __init__(self, network: "PrunableNetwork") -> None:
+    def __init__(self, network: PrunableNetwork) -> None:
         super().__init__(network)
         self.criteria = feature_criteria()
         self._layer = LayerEmbedding(network)

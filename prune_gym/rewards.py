@@ -41,8 +41,9 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from prune_gym.registry import Registry
 from prune_gym.state import EpisodeState

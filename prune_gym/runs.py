@@ -26,9 +26,10 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -89,7 +90,7 @@ class SearchConfig:
         return {"task": self.task, **given, **self.env_kwargs}
 
     @classmethod
-    def from_json(cls, path: Path) -> "SearchConfig":
+    def from_json(cls, path: Path) -> SearchConfig:
         """Read a ``config.json``, with a one-line error for anything wrong in it."""
         try:
             data = json.loads(path.read_text())
@@ -159,7 +160,7 @@ class EpisodeRecord:
                 "seconds": f"{self.seconds:.3f}", "keep_mask": bits.tobytes().hex()}
 
     @classmethod
-    def from_row(cls, row: dict[str, str], widths: list[int] | None = None) -> "EpisodeRecord":
+    def from_row(cls, row: dict[str, str], widths: list[int] | None = None) -> EpisodeRecord:
         """Parse a row written by :meth:`to_row`; ``widths`` (channels per group) restores the keep-mask."""
         mask: tuple[np.ndarray, ...] = ()
         if widths is not None:
@@ -171,7 +172,7 @@ class EpisodeRecord:
                    rates=tuple(float(r) for r in row["rates"].split()), kept_channels=tuple(int(k) for k in row["kept_channels"].split()),
                    evaluations=int(row["evaluations"]), seconds=float(row["seconds"]), keep_mask=mask)
 
-    def ranks_above(self, other: "EpisodeRecord | None") -> bool:
+    def ranks_above(self, other: EpisodeRecord | None) -> bool:
         """Whether this episode is a better search result than ``other``: budget met first, then the higher return."""
         return other is None or (self.budget_met, self.episode_return) > (other.budget_met, other.episode_return)
 
@@ -224,7 +225,7 @@ class RunFolder:
 
     # --------------------------------------------------------------- creation
     @contextlib.contextmanager
-    def writing(self, create: bool) -> Iterator["RunFolder"]:
+    def writing(self, create: bool) -> Iterator[RunFolder]:
         """Hold the folder's lock for the block; with ``create``, make the folder and remove it again on failure.
 
         A folder this call created is removed if the block fails before any
@@ -238,7 +239,8 @@ class RunFolder:
             if self.path.exists() and not self.path.is_dir():
                 raise RunError(f"run folder {self.path} is a file: choose another --run-dir")
             if self.path.exists() and any(child != self.lock_path for child in self.path.iterdir()):
-                raise RunError(f"run folder {self.path} is not empty: pass --resume {self.path} to continue it, or choose another --run-dir")
+                raise RunError(f"run folder {self.path} is not empty: pass --resume {self.path} to continue it, "
+                               "or choose another --run-dir")
             try:
                 created = not self.path.exists()
                 self.path.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from prune_gym.agent_api import agent_hyperparameters, compatible_environment, load_agent_class, make_agent
 from prune_gym.envs import environment_class
+from prune_gym.envs.base import PruningEnv
 from prune_gym.errors import RunError
 from prune_gym.rewards import get_reward
 from prune_gym.runs import WANDB_MODES, EpisodeRecord, RunFolder, SearchConfig, best_episode, save_mask
@@ -107,7 +108,7 @@ class _StopRequests:
         self.requested = False
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_StopRequests":
+    def __enter__(self) -> _StopRequests:
         for number in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._previous[number] = signal.signal(number, self._handle)
@@ -143,7 +144,7 @@ class _Session:
     def on_episode(self, record: EpisodeRecord) -> None:
         self.folder.append_episode(record)
         self.records.append(record)
-        if record.ranks_above(self.best):
+        if self.best is None or record.ranks_above(self.best):
             self.best = record
             save_mask(self.folder.best_mask_path, record.keep_mask)
         if self.tracker is not None:
@@ -201,6 +202,7 @@ def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: 
         env = gym.make(config.env, task=config.task, **config.env_kwargs,
                        **{name: getattr(config, name) for name in SearchConfig.ENV_FIELDS})
         pruning_env = env.unwrapped
+        assert isinstance(pruning_env, PruningEnv)
         records, _ = folder.episodes([group.num_channels for group in pruning_env.network.groups])
         if not resume:
             config = dataclasses.replace(config, agent_kwargs=agent_hyperparameters(config.agent, config.agent_kwargs))
@@ -232,7 +234,7 @@ def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: 
             interrupted = True
         finally:
             session.bar.close()
-        interrupted = interrupted or stop.requested and session.done < config.episodes
+        interrupted = interrupted or (stop.requested and session.done < config.episodes)
         if not interrupted:
             _save_checkpoint(folder, agent, pruning_env, session.done)
         summary = summarise(config, pruning_env, folder, session.records, interrupted)

@@ -14,9 +14,10 @@ pruned / original; rates are fractions **pruned**, ``kept_fractions`` are kept.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from prune_gym.pruning import ImportanceRanking, KeepMask, PrunableNetwork
 
 
-def _frozen(keep: "KeepMask") -> tuple[np.ndarray, ...]:
+def _frozen(keep: KeepMask) -> tuple[np.ndarray, ...]:
     masks = []
     for mask in keep:
         array = np.array(mask, dtype=bool)
@@ -55,8 +56,8 @@ class EpisodeState:
         evaluate: scores ``keep`` on the reward split; read through :attr:`accuracy`.
     """
 
-    network: "PrunableNetwork" = field(repr=False)
-    importance: "ImportanceRanking" = field(repr=False, compare=False)
+    network: PrunableNetwork = field(repr=False)
+    importance: ImportanceRanking = field(repr=False, compare=False)
     macs_budget: float
     accuracy_before: float
     group_index: int
@@ -68,13 +69,13 @@ class EpisodeState:
     evaluate: Callable[[], float] = field(default=_not_scored, repr=False, compare=False)
 
     @classmethod
-    def initial(cls, network: "PrunableNetwork", importance: "ImportanceRanking", macs_budget: float,
-                accuracy_before: float = 1.0, evaluate: Callable[[], float] = _not_scored) -> "EpisodeState":
+    def initial(cls, network: PrunableNetwork, importance: ImportanceRanking, macs_budget: float,
+                accuracy_before: float = 1.0, evaluate: Callable[[], float] = _not_scored) -> EpisodeState:
         """The state before the first decision: every channel kept."""
         return cls(network, importance, macs_budget, accuracy_before, 0, _frozen(network.full_mask()),
                    network.original_macs, network.original_params, network.original_macs, 0.0, evaluate)
 
-    def decide(self, keep: np.ndarray, evaluate: Callable[["KeepMask"], float] | None = None) -> "EpisodeState":
+    def decide(self, keep: np.ndarray, evaluate: Callable[[KeepMask], float] | None = None) -> EpisodeState:
         """The state after deciding group ``group_index`` with the boolean ``keep`` (no budget logic here)."""
         if self.done:
             raise RuntimeError("the episode has ended: no group is left to decide")

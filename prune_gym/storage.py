@@ -21,8 +21,9 @@ import io
 import os
 import socket
 import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import IO, Any
 
 from prune_gym.errors import RunError
 

@@ -7,7 +7,8 @@ and a number is not a ``bool``.
 from __future__ import annotations
 
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def check_choice(argument: str, value: Any, choices: Iterable[str]) -> str:
     return value
 
 
-def check_device(argument: str, value: Any) -> "Any":
+def check_device(argument: str, value: Any) -> Any:
     """``value`` as a ``torch.device`` that exists on this machine."""
     import torch
 

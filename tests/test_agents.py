@@ -56,7 +56,8 @@ def test_amc_ddpg_beats_uniform_l1_at_the_budget(uniform_l1):
     best = best_within_budget(env)
     assert best.macs_ratio <= BUDGET
     assert best.accuracy >= uniform_l1.accuracy
-    assert agent.noise.sigma == pytest.approx(0.5 * 0.95 ** (149 - 50)), "the last episode explored with sigma 0.5 x 0.95^(episodes after warm-up)"
+    assert agent.noise.sigma == pytest.approx(0.5 * 0.95 ** (149 - 50)), \
+        "the last episode explored with sigma 0.5 x 0.95^(episodes after warm-up)"
     assert agent.model.replay_buffer.baseline is not None
 
 

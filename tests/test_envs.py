@@ -187,7 +187,7 @@ def test_render_ansi_lists_decisions():
     env = make(render_mode="ansi")
     run_episode(env)
     text = env.render()
-    assert "conv" in text.lower() or "features" in text and "MACs" in text
+    assert "conv" in text.lower() or ("features" in text and "MACs" in text)
     assert len(text.strip().splitlines()) == env.unwrapped.network.num_groups + 2
 
 
@@ -214,7 +214,7 @@ class TwoGroupNetwork:
 
     num_groups = 2
     original_macs, original_params = 1_000_000, 50_000
-    groups = [None, None]
+    groups = (None, None)
 
 
 def context(macs=400_000, done=True, group_index=None, keep=((1, 1, 0, 0), (1, 0, 0, 0)), evaluate=lambda: 0.9, **overrides):

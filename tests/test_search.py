@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-import prune_gym
 from prune_gym.cli import main
 from prune_gym.errors import RunError
 from prune_gym.pruning import count_macs_params

@@ -14,7 +14,8 @@ Filters inside a group are ranked by the environment's ``criterion``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np

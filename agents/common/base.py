@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -39,6 +40,7 @@ class BaseAgent:
             raise TypeError(f"{type(self).__name__} needs a prune_gym environment, got {type(env.unwrapped).__name__}")
         check_action_space(type(self), env, hyperparameters)
         self.env = env
+        self._pruning_env: prune_gym.PruningEnv = env.unwrapped
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.episode_length = env.unwrapped.network.num_groups
@@ -47,7 +49,7 @@ class BaseAgent:
     @property
     def pruning_env(self) -> prune_gym.PruningEnv:
         """The unwrapped environment (network, ranking, budget, current state)."""
-        return self.env.unwrapped
+        return self._pruning_env
 
     def reset_env(self) -> np.ndarray:
         """Reset the environment (seeded on the first call) and return the observation."""

@@ -18,7 +18,7 @@ SB3's DDPG has one learning rate for actor and critic (AMC: 1e-4 / 1e-3); we use
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -73,7 +73,7 @@ class EpisodeRewardBuffer(ReplayBuffer):
         self.baseline: float | None = None
         self._pending: list[tuple] = []
 
-    def add(self, obs, next_obs, action, reward, done, infos) -> None:  # noqa: D102 (SB3's signature)
+    def add(self, obs, next_obs, action, reward, done, infos) -> None:
         self._pending.append((obs, next_obs, action, float(np.asarray(reward).sum()), done, infos))
         if not bool(np.asarray(done).any()):
             return
@@ -95,6 +95,7 @@ class _AMCDDPG(DDPG):
         if not isinstance(action_noise, TruncatedNormalNoise):
             return super()._sample_action(learning_starts, action_noise, n_envs)
         action_noise.set_episode(self._episode_num)
+        assert self._last_obs is not None
         action, _ = self.predict(self._last_obs, deterministic=True)
         scaled = action_noise.sample_around(self.policy.scale_action(action))
         return self.policy.unscale_action(scaled), scaled
@@ -113,7 +114,7 @@ class AMCAgent(SB3Agent):
         Other keyword arguments go to SB3's ``DDPG``.
     """
 
-    supported_action_spaces = (gym.spaces.Box,)
+    supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box,)
 
     @classmethod
     def supported_action_spaces_for(cls, hyperparameters: dict[str, Any]) -> tuple[type[gym.Space], ...]:
@@ -122,7 +123,7 @@ class AMCAgent(SB3Agent):
     def __init__(self, env: gym.Env, seed: int | None = None, warmup_episodes: int = 100, sigma: float = 0.5,
                  sigma_decay: float = 0.95, hidden: tuple[int, ...] = (400, 300), baseline_alpha: float = 0.5, **kwargs: Any) -> None:
         self.noise = TruncatedNormalNoise(sigma, sigma_decay, warmup_episodes, seed)
-        length = env.unwrapped.network.num_groups
+        length = env.unwrapped.network.num_groups  # type: ignore[attr-defined]
         defaults = dict(
             learning_rate=1e-3, gamma=1.0, tau=0.01, batch_size=64,
             buffer_size=max(2000, 200 * length), learning_starts=warmup_episodes * length,
@@ -137,11 +138,16 @@ class AMCAgent(SB3Agent):
 
     def state_dict(self) -> dict[str, Any]:
         """SB3's counters and random state, plus the noise generator and the reward baseline."""
-        return {**super().state_dict(), "noise_rng": self.noise.rng.bit_generator.state,
-                "baseline": self.model.replay_buffer.baseline}
+        return {**super().state_dict(), "noise_rng": self.noise.rng.bit_generator.state, "baseline": self._buffer.baseline}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.noise.rng.bit_generator.state = state["noise_rng"]
         self.noise.set_episode(self.model._episode_num)
-        self.model.replay_buffer.baseline = state["baseline"]
+        self._buffer.baseline = state["baseline"]
+
+    @property
+    def _buffer(self) -> EpisodeRewardBuffer:
+        buffer = getattr(self.model, "replay_buffer", None)
+        assert isinstance(buffer, EpisodeRewardBuffer)
+        return buffer

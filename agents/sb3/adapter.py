@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -46,14 +46,15 @@ class _Probe(gym.Env):
         self.action_space = action_space
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sb3_action_spaces(algorithm: str) -> tuple[type[gym.Space], ...]:
     """The action-space classes SB3's ``algorithm`` accepts, as its own constructor checks them."""
     cls = algorithm_class(algorithm)
     supported = []
     for space in _PROBE_SPACES:
         try:
-            cls("MlpPolicy", _Probe(space), verbose=0, **({"buffer_size": 1} if issubclass(cls, OffPolicyAlgorithm) else {}))
+            extra: dict[str, Any] = {"buffer_size": 1} if issubclass(cls, OffPolicyAlgorithm) else {}
+            cls("MlpPolicy", _Probe(space), verbose=0, **extra)
         except AssertionError:
             continue
         supported.append(type(space))
@@ -72,7 +73,8 @@ class SB3Agent(BaseAgent):
     ``weights_only``), the replay buffer as ``.npz``, counters and random state as JSON.
     """
 
-    supported_action_spaces = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary, gym.spaces.MultiDiscrete)
+    supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary,
+                                                            gym.spaces.MultiDiscrete)
 
     @classmethod
     def supported_action_spaces_for(cls, hyperparameters: dict[str, Any]) -> tuple[type[gym.Space], ...]:
@@ -130,7 +132,7 @@ class SB3Agent(BaseAgent):
         self.model.set_parameters(params, exact_match=True)
         for name, tensor in (variables or {}).items():
             if tensor is not None:
-                target = self.model
+                target: Any = self.model
                 for part in name.split("."):
                     target = getattr(target, part)
                 target.data.copy_(tensor.data)

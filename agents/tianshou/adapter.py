@@ -51,22 +51,26 @@ class TianshouAgent(BaseAgent):
         super().__init__(env, seed, {"algorithm": algorithm})
         if seed is not None:
             torch.manual_seed(seed)
-        obs_shape, action_shape = env.observation_space.shape, env.action_space.shape
-        critic = lambda: ContinuousCritic(preprocess_net=Net(state_shape=obs_shape, action_shape=action_shape,  # noqa: E731
-                                                             hidden_sizes=hidden, concat=True))
+        obs_shape, action_shape = tuple(env.observation_space.shape or ()), tuple(env.action_space.shape or ())
+
+        def critic() -> ContinuousCritic:
+            return ContinuousCritic(preprocess_net=Net(state_shape=obs_shape, action_shape=action_shape, hidden_sizes=hidden, concat=True))
+
         optimiser = AdamOptimizerFactory(lr=lr)
+        self.algorithm: SAC | DDPG
         if algorithm == "SAC":
-            actor = ContinuousActorProbabilistic(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden),
-                                                 action_shape=action_shape, unbounded=True, conditioned_sigma=True)
-            self.algorithm = SAC(policy=SACPolicy(actor=actor, action_space=env.action_space), policy_optim=optimiser,
+            probabilistic = ContinuousActorProbabilistic(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden),
+                                                         action_shape=action_shape, unbounded=True, conditioned_sigma=True)
+            self.algorithm = SAC(policy=SACPolicy(actor=probabilistic, action_space=env.action_space), policy_optim=optimiser,
                                  critic=critic(), critic_optim=optimiser, critic2=critic(), critic2_optim=optimiser, gamma=gamma)
         else:
-            actor = ContinuousActorDeterministic(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden), action_shape=action_shape)
-            policy = ContinuousDeterministicPolicy(actor=actor, action_space=env.action_space, exploration_noise="default")
+            deterministic = ContinuousActorDeterministic(preprocess_net=Net(state_shape=obs_shape, hidden_sizes=hidden),
+                                                         action_shape=action_shape)
+            policy = ContinuousDeterministicPolicy(actor=deterministic, action_space=env.action_space, exploration_noise="default")
             self.algorithm = DDPG(policy=policy, policy_optim=optimiser, critic=critic(), critic_optim=optimiser, gamma=gamma)
         self.envs = DummyVectorEnv([lambda: _StepInfoOnly(env)])
         self.envs.seed(seed)
-        self.collector = Collector(self.algorithm, self.envs, VectorReplayBuffer(buffer_size, 1), exploration_noise=True)
+        self.collector: Collector = Collector(self.algorithm, self.envs, VectorReplayBuffer(buffer_size, 1), exploration_noise=True)
         self.batch_size = batch_size
 
     def learn(self, episodes: int) -> None:

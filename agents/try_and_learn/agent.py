@@ -75,7 +75,7 @@ class TryAndLearnAgent(BaseAgent):
         return keep
 
     def _pad(self, keep: np.ndarray) -> np.ndarray:
-        action = np.zeros(self.env.action_space.shape, dtype=np.int8)
+        action = np.zeros(self.pruning_env.max_filters, dtype=np.int8)
         action[: len(keep)] = keep
         return action
 
@@ -93,7 +93,9 @@ class TryAndLearnAgent(BaseAgent):
     def _fine_tune(self) -> None:
         """Fine-tune the network pruned by the learned decisions (as the env applies them, budget included)."""
         self.run_episode(lambda observation, group_index: self._pad(self.decision(group_index)))
-        self.pruning_env.fine_tune(self.pruning_env.last_keep_mask, steps=self.fine_tune_steps, seed=self.seed or 0)
+        keep = self.pruning_env.last_keep_mask
+        assert keep is not None
+        self.pruning_env.fine_tune(keep, steps=self.fine_tune_steps, seed=self.seed or 0)
         self.fine_tune_pending = False
 
     def _trial(self) -> None:
@@ -103,7 +105,8 @@ class TryAndLearnAgent(BaseAgent):
             self._samples = torch.bernoulli(probabilities.expand(self.trials_per_update, -1), generator=self.generator)
             self._rewards = []
         trial = self._samples[len(self._rewards)].numpy().astype(np.int8)
-        rewards = self.run_episode(lambda observation, group_index: self._pad(trial if group_index == layer else self.decision(group_index)))
+        rewards = self.run_episode(
+            lambda observation, group_index: self._pad(trial if group_index == layer else self.decision(group_index)))
         self._rewards.append(rewards[layer])
         if len(self._rewards) == self.trials_per_update:
             self._update(layer)

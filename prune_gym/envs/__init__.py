@@ -56,7 +56,7 @@ def list_environments() -> list[str]:
     return sorted(ids, key=lambda env_id: (built_in.index(env_id) if env_id in built_in else len(built_in), env_id))
 
 
-def environment_class(env_id: str) -> type["PruningEnv"]:
+def environment_class(env_id: str) -> type[PruningEnv]:
     """The :class:`PruningEnv` subclass registered as ``env_id`` (``module:EnvId`` imports ``module`` first).
 
     Raises:

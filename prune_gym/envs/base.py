@@ -10,8 +10,9 @@ info dicts and renders the episode.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -53,7 +54,7 @@ class PruningEnv(gym.Env):
         action_type: one of the environment's ``action_types`` (default: its first).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012 (gymnasium's spelling)
     default_observation: ClassVar[str] = "layer"
     action_types: ClassVar[dict[str, type[gym.spaces.Space]]] = {}
 
@@ -71,7 +72,7 @@ class PruningEnv(gym.Env):
         bn_recalibration: int = 0,
         batch_size: int = 100,
         device: str | torch.device = "cpu",
-        render_mode: str | None = None,
+        render_mode: Literal["ansi"] | None = None,
         action_type: str | None = None,
     ) -> None:
         if render_mode is not None:
@@ -151,7 +152,7 @@ class PruningEnv(gym.Env):
             The reward-split accuracy of ``keep`` after tuning.
         """
         steps = check_int("steps", steps, 1, "a positive number of training batches")
-        overrides = {} if lr is None else {"lr": lr}
+        overrides: dict[str, Any] = {} if lr is None else {"lr": lr}
         self.network.apply_masks(keep)  # validates the mask before anything changes
         try:
             fine_tune(self.network.model, self.task.splits(device=self.device), self.task.training, steps=steps, seed=seed,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -36,7 +36,10 @@ class FilterSelectEnv(PruningEnv):
     """
 
     default_observation = "filters"
-    action_types = {"binary": gym.spaces.MultiBinary, "continuous": gym.spaces.Box}
+    action_types: ClassVar[dict[str, type[gym.spaces.Space]]] = {"binary": gym.spaces.MultiBinary, "continuous": gym.spaces.Box}
+
+    def __init__(self, action_type: Literal["binary", "continuous"] = "binary", **kwargs: Any) -> None:
+        super().__init__(action_type=action_type, **kwargs)
 
     def _action_space(self) -> gym.spaces.Space:
         if self.action_type == "binary":

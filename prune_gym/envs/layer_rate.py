@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -37,11 +37,11 @@ class LayerRateEnv(PruningEnv):
     ``rate_levels`` (discrete only, default 11: 0, 0.1, ..., 1) and those of :class:`PruningEnv`.
     """
 
-    action_types = {"continuous": gym.spaces.Box, "discrete": gym.spaces.Discrete}
+    action_types: ClassVar[dict[str, type[gym.spaces.Space]]] = {"continuous": gym.spaces.Box, "discrete": gym.spaces.Discrete}
 
-    def __init__(self, rate_levels: int = 11, **kwargs: Any) -> None:
+    def __init__(self, action_type: Literal["continuous", "discrete"] = "continuous", rate_levels: int = 11, **kwargs: Any) -> None:
         self.rate_levels = check_int("rate_levels", rate_levels, 2, "a number of discrete rate levels >= 2")
-        super().__init__(**kwargs)
+        super().__init__(action_type=action_type, **kwargs)
 
     def _action_space(self) -> gym.spaces.Space:
         if self.action_type == "discrete":

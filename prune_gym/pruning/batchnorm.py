@@ -11,8 +11,8 @@ is what EagleEye shows to correlate with the accuracy after fine-tuning.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from torch import nn
@@ -41,6 +41,7 @@ def recalibrate_batchnorm(model: nn.Module, x: torch.Tensor) -> None:
         raise ValueError(f"{type(model).__name__} has no BatchNorm layer to recalibrate")
     momenta = [layer.momentum for layer in layers]
     for layer in layers:
+        assert layer.running_mean is not None and layer.running_var is not None and layer.num_batches_tracked is not None
         layer.running_mean = torch.zeros_like(layer.running_mean)
         layer.running_var = torch.ones_like(layer.running_var)
         layer.num_batches_tracked = torch.zeros_like(layer.num_batches_tracked)

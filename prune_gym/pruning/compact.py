@@ -69,5 +69,5 @@ class CompactNetwork:
                 else:
                     module._buffers[name] = tensor
             if layer.kind == "depthwise":
-                module.groups = len(out_idx) if out_idx is not None else layer.out_channels
+                setattr(module, "groups", len(out_idx) if out_idx is not None else layer.out_channels)  # noqa: B010
         return self.model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from contextlib import AbstractContextManager, nullcontext
+from typing import Literal
 
 import numpy as np
 import torch
@@ -11,7 +12,6 @@ import torch
 from prune_gym.pruning.batchnorm import batchnorm_layers, recalibrated
 from prune_gym.pruning.compact import CompactNetwork
 from prune_gym.pruning.network import KeepMask, PrunableNetwork
-
 
 EVALUATION_METHODS = ("compact", "masked")
 
@@ -37,7 +37,7 @@ class MaskEvaluator:
         y: torch.Tensor,
         batch_size: int = 100,
         cache_size: int = 4096,
-        method: str = "compact",
+        method: Literal["compact", "masked"] = "compact",
         recalibration_x: torch.Tensor | None = None,
     ) -> None:
         if method not in EVALUATION_METHODS:

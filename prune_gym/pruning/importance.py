@@ -25,8 +25,9 @@ and three are prune_gym's own:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -46,17 +47,18 @@ class UndefinedImportanceError(ValueError):
 
 
 def _torch_pruning(importance: tp.importance.Importance, label: str) -> Criterion:
-    def criterion(group: "ChannelGroup") -> np.ndarray:
+    def criterion(group: ChannelGroup) -> np.ndarray:
         with torch.no_grad():
             scores = importance(group.tp_group)
         if scores is None:
-            raise UndefinedImportanceError(f"importance '{label}' is undefined for group {group.index} ({group.name}): it has no layer it can score")
+            raise UndefinedImportanceError(f"importance '{label}' is undefined for group {group.index} ({group.name}): "
+                                           "it has no layer it can score")
         return scores.detach().double().cpu().numpy()
 
     return criterion
 
 
-def _member_convs(group: "ChannelGroup") -> list[tuple[nn.Conv2d, np.ndarray, np.ndarray]]:
+def _member_convs(group: ChannelGroup) -> list[tuple[nn.Conv2d, np.ndarray, np.ndarray]]:
     """(conv, output-channel idxs, group-channel idxs) of every conv whose outputs the group owns."""
     result = []
     for item in group.tp_group:
@@ -66,7 +68,7 @@ def _member_convs(group: "ChannelGroup") -> list[tuple[nn.Conv2d, np.ndarray, np
     return result
 
 
-def filter_std(group: "ChannelGroup") -> np.ndarray:
+def filter_std(group: ChannelGroup) -> np.ndarray:
     """Standard deviation of each filter's weights, averaged over the group's convs."""
     total = np.zeros(group.num_channels)
     count = np.zeros(group.num_channels)
@@ -77,13 +79,14 @@ def filter_std(group: "ChannelGroup") -> np.ndarray:
     return total / np.maximum(count, 1.0)
 
 
-def cluster_redundancy(group: "ChannelGroup", cluster_fraction: float = 0.25, seed: int = 0) -> np.ndarray:
+def cluster_redundancy(group: ChannelGroup, cluster_fraction: float = 0.25, seed: int = 0) -> np.ndarray:
     """Mean distance of each filter to the rest of its k-means cluster (k = fraction x channels).
 
     Low scores mark redundant filters (inside a set of similar filters); a
     filter alone in its cluster gets the largest distance found in the layer.
     """
-    filters = group.layer.module.weight.detach().flatten(1).double().cpu().numpy()
+    weight: torch.Tensor = group.layer.module.weight  # type: ignore[assignment]
+    filters = weight.detach().flatten(1).double().cpu().numpy()
     n = len(filters)
     n_clusters = max(1, min(n, int(round(n * cluster_fraction))))
     labels = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit_predict(filters)
@@ -97,7 +100,7 @@ def cluster_redundancy(group: "ChannelGroup", cluster_fraction: float = 0.25, se
     return np.where(np.isnan(scores), fallback, scores)
 
 
-def random_ranking(group: "ChannelGroup") -> np.ndarray:
+def random_ranking(group: ChannelGroup) -> np.ndarray:
     """Uniform random scores, reproducible: seeded by the group's index and number of channels."""
     return np.random.default_rng([group.index, group.num_channels]).random(group.num_channels)
 
@@ -153,7 +156,7 @@ def get_importance(name: str) -> ImportanceSpec:
         raise ValueError(f"unknown importance criterion {name!r}; choose one of {list_importance_criteria()}") from None
 
 
-def filter_importance(group: "ChannelGroup", criterion: str = "l1") -> np.ndarray:
+def filter_importance(group: ChannelGroup, criterion: str = "l1") -> np.ndarray:
     """Importance score of every channel of ``group`` under a named criterion (float64, length = channels)."""
     scores = np.asarray(get_importance(criterion).function(group), dtype=np.float64)
     if scores.shape != (group.num_channels,):
@@ -168,7 +171,7 @@ class ImportanceRanking:
     weights change (the environment does so after ``fine_tune``).
     """
 
-    def __init__(self, network: "PrunableNetwork") -> None:
+    def __init__(self, network: PrunableNetwork) -> None:
         self.network = network
         self._scores: dict[str, list[np.ndarray]] = {}
 

@@ -23,8 +23,8 @@ pooling and bias additions excluded); FLOPs as counted by
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -140,12 +140,14 @@ class PrunableNetwork:
 
         def record(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
             spatial = int(np.prod(output.shape[2:])) if output.dim() > 2 else 1
+            info: tuple[int, int, int, int]
             if isinstance(module, nn.Conv2d):
                 info = (module.in_channels, module.out_channels, module.kernel_size[0] * module.kernel_size[1], module.stride[0])
             elif isinstance(module, nn.Linear):
-                info = (module.in_features, module.out_features, 1, 1)
+                info = (int(module.in_features), int(module.out_features), 1, 1)
             else:
-                info = (module.num_features, module.num_features, 1, 1)
+                features = int(module.num_features)  # type: ignore[arg-type]
+                info = (features, features, 1, 1)
             order.append(LayerInfo(names[module], module, *info, spatial=spatial))
 
         handles = [m.register_forward_hook(record) for m in self.model.modules() if isinstance(m, _CHANNEL_LAYERS)]
@@ -211,7 +213,8 @@ class PrunableNetwork:
         for group, mask in zip(self.groups, keep):
             mask = np.asarray(mask, dtype=bool)
             if mask.shape != (group.num_channels,):
-                raise ValueError(f"keep-mask of group {group.index} ({group.name}) has shape {mask.shape}, expected ({group.num_channels},)")
+                raise ValueError(f"keep-mask of group {group.index} ({group.name}) has shape {mask.shape}, "
+                                 f"expected ({group.num_channels},)")
             if not mask.any():
                 raise ValueError(f"group {group.index} ({group.name}) must keep at least one channel")
             checked.append(mask)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ class Splits:
     test_x: torch.Tensor
     test_y: torch.Tensor
 
-    def to(self, device: str | torch.device) -> "Splits":
+    def to(self, device: str | torch.device) -> Splits:
         """The same splits as contiguous tensors on ``device``."""
         return Splits(*(getattr(self, name).to(device).contiguous() for name in self.__dataclass_fields__))
 

@@ -20,9 +20,10 @@ MACs are multiply-accumulates of conv and linear layers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -71,7 +72,7 @@ class VGG16(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         for width in _VGG16_LAYOUT:
-            if width == "M":
+            if isinstance(width, str):  # "M": max-pooling
                 layers.append(nn.MaxPool2d(2))
             else:
                 layers += [*_conv_bn(in_channels, width), nn.ReLU()]

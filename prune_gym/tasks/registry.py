@@ -9,8 +9,9 @@ and are loaded with ``weights_only=True``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,7 +24,7 @@ from prune_gym.tasks.models import build_model
 from prune_gym.tasks.training import TrainingConfig, TrainResult, evaluate, load_checkpoint, save_checkpoint, train
 
 ModelSource = str | nn.Module | Callable[[], nn.Module]
-DataSource = str | DatasetArrays | Callable[[], DatasetArrays]
+DataSource = str | Callable[[], DatasetArrays]
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,14 @@ def register_task(
         auto_pretrain: train on first use instead of asking for ``prune-gym pretrain``.
         training: fields of :class:`TrainingConfig` (epochs, batch_size, lr, optimizer, ...).
     """
+    factory: str | Callable[[], nn.Module]
     if isinstance(model, nn.Module):
         template = model
-        factory: str | Callable[[], nn.Module] = lambda: copy.deepcopy(template)
+
+        def copy_template() -> nn.Module:
+            return copy.deepcopy(template)
+
+        factory = copy_template
     elif isinstance(model, str) or callable(model):
         factory = model
     else:
@@ -205,8 +211,8 @@ def get_task(task: str | Task) -> Task:
     return task if isinstance(task, Task) else _TASKS.get(task)
 
 
-_LENET = dict(optimizer="adam", lr=2e-3, weight_decay=0.0, batch_size=64)
-_CIFAR = dict(optimizer="sgd", lr=0.1, weight_decay=5e-4, batch_size=128, augment=True)
+_LENET: dict[str, Any] = dict(optimizer="adam", lr=2e-3, weight_decay=0.0, batch_size=64)
+_CIFAR: dict[str, Any] = dict(optimizer="sgd", lr=0.1, weight_decay=5e-4, batch_size=128, augment=True)
 for _task in (
     Task("lenet5-digits", "lenet5", "digits", 300, TrainingConfig(epochs=30, **_LENET), auto_pretrain=True,
          description="LeNet-5 on scikit-learn's 8x8 digits resized to 28x28 (embedded, trains in seconds)"),

@@ -6,7 +6,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +27,7 @@ class TrainingConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 0.1
-    optimizer: str = "sgd"
+    optimizer: Literal["sgd", "adam"] = "sgd"
     momentum: float = 0.9
     weight_decay: float = 5e-4
     augment: bool = False
