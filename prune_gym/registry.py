@@ -22,6 +22,11 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
+def first_line(function: Callable) -> str:
+    """The first line of a function's docstring (its one-line description), or ''."""
+    return (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
+
+
 class Registry(Generic[T]):
     """Items of one kind by name.
 
@@ -55,6 +60,20 @@ class Registry(Generic[T]):
             raise ValueError(f"a {self.kind} named {name!r} is already registered; pass overwrite=True to replace it")
         self._items[name] = item
         return item
+
+    def decorator(self, name: str, function: Callable | None, build: Callable[[Callable], T], overwrite: bool = False) -> Any:
+        """``register_X``'s body: register ``build(function)`` as ``name``, or return a decorator doing so.
+
+        ``build`` turns the user's function into the registry's item; the function is returned unchanged.
+        """
+
+        def decorate(fn: Callable) -> Callable:
+            if not callable(fn):
+                raise TypeError(f"{self.kind} {name!r} must be callable, got {type(fn).__name__}")
+            self.register(name, build(fn), overwrite)
+            return fn
+
+        return decorate if function is None else decorate(function)
 
     def names(self) -> list[str]:
         """Registered names and the names of the entry-point group (sorted)."""

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from prune_gym.registry import Registry
+from prune_gym.registry import Registry, first_line
 from prune_gym.state import EpisodeState
 
 RewardFunction = Callable[..., float]
@@ -81,16 +81,12 @@ class RewardSpec:
         return float(value)
 
 
-def _describe(function: RewardFunction) -> str:
-    return (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
-
-
 def _adapt(name: str, function: Any) -> RewardSpec:
     if isinstance(function, RewardSpec):
         return function
     if not callable(function):
         raise ValueError(f"reward {name!r} is a {type(function).__name__}, not a function of an EpisodeState")
-    return RewardSpec(name, function, False, _describe(function))
+    return RewardSpec(name, function, False, first_line(function))
 
 
 _REWARDS: Registry[RewardSpec] = Registry("reward", ENTRY_POINT_GROUP, _adapt,
@@ -116,13 +112,7 @@ def register_reward(
         ValueError: the name is taken and ``overwrite`` is False.
     """
 
-    def decorate(fn: RewardFunction) -> RewardFunction:
-        if not callable(fn):
-            raise TypeError(f"reward {name!r} must be callable, got {type(fn).__name__}")
-        _REWARDS.register(name, RewardSpec(name, fn, sparse, _describe(fn)), overwrite)
-        return fn
-
-    return decorate if function is None else decorate(function)
+    return _REWARDS.decorator(name, function, lambda fn: RewardSpec(name, fn, sparse, first_line(fn)), overwrite)
 
 
 def list_rewards() -> list[str]:

@@ -36,10 +36,13 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances
 from torch import nn
 
+from prune_gym.registry import Registry, first_line
+
 if TYPE_CHECKING:
     from prune_gym.pruning.network import ChannelGroup, PrunableNetwork
 
 Criterion = Callable[["ChannelGroup"], np.ndarray]
+ENTRY_POINT_GROUP = "prune_gym.criteria"
 
 
 class UndefinedImportanceError(ValueError):
@@ -115,7 +118,15 @@ class ImportanceSpec:
     description: str
 
 
-_REGISTRY: dict[str, ImportanceSpec] = {}
+def _adapt(name: str, function: Any) -> ImportanceSpec:
+    if isinstance(function, ImportanceSpec):
+        return function
+    if not callable(function):
+        raise ValueError(f"criterion {name!r} is a {type(function).__name__}, not a function of a ChannelGroup")
+    return ImportanceSpec(name, function, True, first_line(function))
+
+
+_CRITERIA: Registry[ImportanceSpec] = Registry("importance criterion", ENTRY_POINT_GROUP, _adapt, plural="criteria")
 
 
 def register_importance(name: str, function: Criterion | None = None, *, feature: bool = True, overwrite: bool = False) -> Any:
@@ -130,30 +141,17 @@ def register_importance(name: str, function: Criterion | None = None, *, feature
     Raises:
         ValueError: the name is taken and ``overwrite`` is False.
     """
-
-    def decorate(fn: Criterion) -> Criterion:
-        if not callable(fn):
-            raise TypeError(f"criterion {name!r} must be callable, got {type(fn).__name__}")
-        if name in _REGISTRY and not overwrite:
-            raise ValueError(f"a criterion named {name!r} is already registered; pass overwrite=True to replace it")
-        description = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[name] = ImportanceSpec(name, fn, feature, description)
-        return fn
-
-    return decorate if function is None else decorate(function)
+    return _CRITERIA.decorator(name, function, lambda fn: ImportanceSpec(name, fn, feature, first_line(fn)), overwrite)
 
 
 def list_importance_criteria() -> list[str]:
-    """Names of all registered criteria."""
-    return sorted(_REGISTRY)
+    """Names of all registered criteria (entry points included)."""
+    return _CRITERIA.names()
 
 
 def get_importance(name: str) -> ImportanceSpec:
-    """The criterion registered as ``name``; unknown names list the registered ones."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown importance criterion {name!r}; choose one of {list_importance_criteria()}") from None
+    """The criterion registered as ``name`` (or ``module:function``); unknown names list the registered ones."""
+    return _CRITERIA.get(name)
 
 
 def filter_importance(group: ChannelGroup, criterion: str = "l1") -> np.ndarray:

@@ -178,14 +178,8 @@ def register_dataset(name: str, loader: DatasetLoader | None = None, *, overwrit
         ValueError: the name is taken and ``overwrite`` is False.
     """
 
-    def decorate(fn: DatasetLoader) -> DatasetLoader:
-        if not callable(fn):
-            raise TypeError(f"dataset {name!r} must be a loader function, got {type(fn).__name__}")
-        _DATASETS.register(name, fn, overwrite)
-        _cached.cache_clear()
-        return fn
-
-    return decorate if loader is None else decorate(loader)
+    _cached.cache_clear()
+    return _DATASETS.decorator(name, loader, lambda fn: fn, overwrite)
 
 
 for _name, _loader in (

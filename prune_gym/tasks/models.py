@@ -192,13 +192,8 @@ def register_model(name: str, factory: Callable[..., nn.Module] | None = None, *
     if len(tuple(input_shape)) != 3 or not all(isinstance(d, int) and d > 0 for d in input_shape):
         raise ValueError(f"invalid input_shape={input_shape!r} for model {name!r}: expected (channels, height, width)")
 
-    def decorate(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if not callable(fn):
-            raise TypeError(f"model {name!r} must be a factory, got {type(fn).__name__}")
-        _MODELS.register(name, ModelSpec(name, fn, tuple(input_shape)), overwrite)  # type: ignore[arg-type]
-        return fn
-
-    return decorate if factory is None else decorate(factory)
+    shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
+    return _MODELS.decorator(name, factory, lambda fn: ModelSpec(name, fn, shape), overwrite)
 
 
 for _name, _factory, _shape in (
