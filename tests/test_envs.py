@@ -217,7 +217,7 @@ class TwoGroupNetwork:
     groups = (None, None)
 
 
-def context(macs=400_000, done=True, group_index=None, keep=((1, 1, 0, 0), (1, 0, 0, 0)), evaluate=lambda: 0.9, **overrides):
+def episode_state(macs=400_000, done=True, group_index=None, keep=((1, 1, 0, 0), (1, 0, 0, 0)), evaluate=lambda: 0.9, **overrides):
     """The state after deciding both groups (or ``group_index`` of them), built by hand: no environment needed."""
     state = prune_gym.EpisodeState(network=TwoGroupNetwork(), importance=None, macs_budget=0.5, accuracy_before=0.95,
                                    group_index=(2 if done else 1) if group_index is None else group_index,
@@ -227,17 +227,17 @@ def context(macs=400_000, done=True, group_index=None, keep=((1, 1, 0, 0), (1, 0
 
 
 def test_reward_presets_match_their_papers():
-    reward = lambda name, ctx, **kw: prune_gym.get_reward(name).function(ctx, **kw)  # noqa: E731
-    ctx = context()
-    assert reward("accuracy", ctx) == pytest.approx(-0.1)
-    assert reward("amc-flops", ctx) == pytest.approx(-0.1 * math.log(400_000))
-    assert reward("amc-params", ctx) == pytest.approx(-0.1 * math.log(20_000))
-    assert reward("accuracy", context(done=False)) == 0.0
+    reward = lambda name, state, **kw: prune_gym.get_reward(name).function(state, **kw)  # noqa: E731
+    state = episode_state()
+    assert reward("accuracy", state) == pytest.approx(-0.1)
+    assert reward("amc-flops", state) == pytest.approx(-0.1 * math.log(400_000))
+    assert reward("amc-params", state) == pytest.approx(-0.1 * math.log(20_000))
+    assert reward("accuracy", episode_state(done=False)) == 0.0
     psi, phi = (0.02 - 0.05) / 0.02, math.log(1 / 0.25)
-    assert reward("try-and-learn", ctx, drop_allowance=0.02) == pytest.approx(psi * phi)
-    assert reward("try-and-learn", context(done=False, evaluate=lambda: 0.94), drop_allowance=0.1) == pytest.approx(0.9 * math.log(2))
-    assert reward("budget-penalty", context(macs=750_000), penalty=2.0) == pytest.approx(-0.1 - 2.0 * 0.25 / 0.5)
-    assert reward("budget-penalty", ctx) == pytest.approx(-0.1)
+    assert reward("try-and-learn", state, drop_allowance=0.02) == pytest.approx(psi * phi)
+    assert reward("try-and-learn", episode_state(done=False, evaluate=lambda: 0.94), drop_allowance=0.1) == pytest.approx(0.9 * math.log(2))
+    assert reward("budget-penalty", episode_state(macs=750_000), penalty=2.0) == pytest.approx(-0.1 - 2.0 * 0.25 / 0.5)
+    assert reward("budget-penalty", state) == pytest.approx(-0.1)
     assert set(prune_gym.list_rewards()) >= {"accuracy", "amc-flops", "amc-params", "try-and-learn", "shaped", "budget-penalty"}
 
 
@@ -255,15 +255,15 @@ def test_register_reward_and_use_it_at_make():
     name = "test-accuracy-per-mac"
 
     @prune_gym.register_reward(name, overwrite=True)
-    def accuracy_per_mac(ctx, scale=1.0):
-        return scale * ctx.accuracy / ctx.macs_ratio if ctx.done else 0.0
+    def accuracy_per_mac(state, scale=1.0):
+        return scale * state.accuracy / state.macs_ratio if state.done else 0.0
 
     assert name in prune_gym.list_rewards()
     with pytest.raises(ValueError, match="already registered"):
         prune_gym.register_reward(name, accuracy_per_mac)
     _, rewards, infos = run_episode(make(reward=name, reward_kwargs={"scale": 2.0}))
     assert rewards[-1] == pytest.approx(2.0 * infos[-1]["accuracy"] / infos[-1]["macs_ratio"])
-    _, rewards, _ = run_episode(make(reward=lambda ctx: 1.0))
+    _, rewards, _ = run_episode(make(reward=lambda state: 1.0))
     assert rewards == [1.0] * len(rewards)
 
 

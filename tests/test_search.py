@@ -1,4 +1,4 @@
-"""Runs: artefacts, resume after Ctrl-C, export/finetune/plot, wandb offline, and the CLI."""
+"""Runs: artefacts, resume after Ctrl-C, export/fine-tune/plot, wandb offline, and the CLI."""
 
 import json
 
