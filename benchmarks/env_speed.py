@@ -82,7 +82,7 @@ def ensure_checkpoint(task_name: str, device: torch.device) -> str:
 
 def make_env(env_id: str, task: str, samples: int, device: torch.device) -> gym.Env:
     """The environment with continuous actions (random rates or keep scores), scoring ``samples`` reward images."""
-    return gym.make(env_id, task=task, reward="accuracy", macs_budget=0.5, reward_samples=samples,
+    return gym.make(env_id, task=task, reward="error", macs_budget=0.5, reward_samples=samples,
                     batch_size=BATCH[device.type], device=device, action_type="continuous")
 
 

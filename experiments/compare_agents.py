@@ -36,8 +36,8 @@ def best_within_budget(agent: str, seed: int, args: argparse.Namespace, env_kwar
                                    reward_samples=args.reward_samples, **{**env_kwargs, **kwargs}))
     start = time.perf_counter()
     make_agent(agent, env, seed=seed).learn(1 if agent in ONE_EPISODE else args.episodes)
-    best = max((e for e in env.episodes if e.budget_met), key=lambda e: e.accuracy)
-    return best.accuracy, best.macs_ratio, time.perf_counter() - start
+    best = max((e for e in env.episodes if e.budget_met), key=lambda e: e.score)
+    return best.score, best.macs_ratio, time.perf_counter() - start
 
 
 def main() -> None:

@@ -23,11 +23,11 @@ def _pretrain(args: argparse.Namespace) -> int:
     path = task.checkpoint_path()
     if path.exists() and not args.retrain:
         metadata = load_checkpoint(path, task.build_model(), task.name)
-        print(f"{task.name}: checkpoint {path} already trained (test accuracy {metadata['test_accuracy']:.2%}); "
+        print(f"{task.name}: checkpoint {path} already trained (test {task.metric} {metadata['test_score']:.2%}); "
               f"pass --retrain to train again")
         return 0
     result = task.pretrain(device=args.device, epochs=args.epochs, progress=not args.quiet)
-    print(f"{task.name}: test accuracy {result.test_accuracy:.2%}, reward-split accuracy {result.reward_accuracy:.2%}, "
+    print(f"{task.name}: test {task.metric} {result.test_score:.2%}, reward-split {task.metric} {result.reward_score:.2%}, "
           f"{result.epochs} epochs in {result.seconds:.1f} s; checkpoint {path}")
     return 0
 
@@ -82,12 +82,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
         totals.add_column(column, justify="right")
     totals.add_row("MACs", f"{summary['original_macs']:,}", f"{best['macs']:,}", f"{best['macs_ratio']:.3f}")
     totals.add_row("params", f"{summary['original_params']:,}", f"{best['params']:,}", f"{best['params_ratio']:.3f}")
-    totals.add_row("reward-split accuracy", f"{summary['accuracy_before']:.4f}", f"{best['accuracy']:.4f}",
-                   f"{best['accuracy'] / summary['accuracy_before']:.3f}")
+    totals.add_row(f"reward-split {summary['metric']}", f"{summary['score_before']:.4f}", f"{best['score']:.4f}",
+                   f"{best['score'] / summary['score_before']:.3f}")
     console.print(totals)
     state = f"interrupted: resume with `prune-gym search --resume {summary['run_dir']}`" if summary["interrupted"] else "done"
     console.print(f"budget {summary['macs_budget']} (MACs kept) {'met' if best['budget_met'] else 'NOT met'}; {state}")
-    console.print(f"run folder and plots: {summary['run_dir']}/learning_curve.png, accuracy_vs_macs.png")
+    console.print(f"run folder and plots: {summary['run_dir']}/learning_curve.png, score_vs_macs.png")
 
 
 def _fine_tune(args: argparse.Namespace) -> int:
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(handler=_search)
 
     fine_tune = commands.add_parser("fine-tune", aliases=["finetune"],
-                                    help="one-step recovery: fine-tune a run's best pruned network, report test accuracy and latency")
+                                    help="one-step recovery: fine-tune a run's best pruned network, report test score and latency")
     fine_tune.add_argument("run")
     fine_tune.add_argument("--epochs", type=int, default=5)
     fine_tune.add_argument("--device", default="cpu")

@@ -5,7 +5,7 @@
   weights an agent fine-tuned during the search, kept in ``checkpoint/weights.pt``).
 * :func:`export_run` / :func:`load_pruned`: a state dict + mask file (tensors only).
 * :func:`fine_tune_run`: one-step recovery (ICTAI 2019): fine-tune once, report
-  test accuracy, MACs, params and latency (``fine_tune.json``).
+  the test score (the task's metric), MACs, params and latency (``fine_tune.json``).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
 def fine_tune_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
     """One-step recovery (ICTAI 2019): fine-tune the run's best pruned network once; writes ``fine_tune.json``.
 
-    Reports test accuracy of the original, the pruned and the fine-tuned
+    Reports the test score of the original, the pruned and the fine-tuned
     network, their MACs and params, and CPU/GPU latency of a 100-image batch.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
@@ -117,13 +117,13 @@ def fine_tune_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", pro
     task = get_task(folder.read_config().task)
     original, pruned, keep = pruned_network(folder.path, device)
     splits = task.splits(device)
-    report: dict[str, Any] = {"test_accuracy_original": evaluate(original, splits.test_x, splits.test_y),
-                              "test_accuracy_pruned": evaluate(pruned, splits.test_x, splits.test_y)}
-    stats = fine_tune(pruned, splits, task.training, epochs=epochs, progress=progress)
+    report: dict[str, Any] = {"metric": task.metric, "test_score_original": evaluate(original, splits.test_x, splits.test_y, task.metric),
+                              "test_score_pruned": evaluate(pruned, splits.test_x, splits.test_y, task.metric)}
+    stats = fine_tune(pruned, splits, task.training, epochs=epochs, progress=progress, metric=task.metric)
     macs, params = count_macs_params(original, task.input_shape)
     pruned_macs, pruned_params = count_macs_params(pruned, task.input_shape)
     batch = splits.test_x[:100]
-    report.update(test_accuracy_fine_tuned=evaluate(pruned, splits.test_x, splits.test_y), fine_tune_epochs=epochs,
+    report.update(test_score_fine_tuned=evaluate(pruned, splits.test_x, splits.test_y, task.metric), fine_tune_epochs=epochs,
                   fine_tune_seconds=round(stats.seconds, 1), macs_original=macs, macs_pruned=pruned_macs,
                   params_original=params, params_pruned=pruned_params,
                   latency_ms_original=round(latency_ms(original, batch), 2), latency_ms_pruned=round(latency_ms(pruned, batch), 2),

@@ -6,15 +6,15 @@ against its signature at ``make``) returning a finite float. Register your own::
 
     import prune_gym
 
-    @prune_gym.register_reward("accuracy-per-mac")
-    def accuracy_per_mac(state: prune_gym.EpisodeState) -> float:
-        return state.accuracy / state.macs_ratio if state.done else 0.0
+    @prune_gym.register_reward("score-per-mac")
+    def score_per_mac(state: prune_gym.EpisodeState) -> float:
+        return state.score / state.macs_ratio if state.done else 0.0
 
-    env = gymnasium.make("prune_gym:LayerRate-v0", reward="accuracy-per-mac")
+    env = gymnasium.make("prune_gym:LayerRate-v0", reward="score-per-mac")
 
-or name it without registering: ``reward="my_package.rewards:accuracy_per_mac"``,
+or name it without registering: ``reward="my_package.rewards:score_per_mac"``,
 or publish it under the ``prune_gym.rewards`` entry-point group.
-``state.accuracy`` is evaluated lazily on the reward split: a sparse reward that
+``state.score`` (the task's metric: accuracy, mean IoU, ...) is evaluated lazily on the reward split: a sparse reward that
 reads it only when ``state.done`` costs one evaluation per episode, a dense one
 that reads it at every step costs one per step (repeated masks hit the cache).
 
@@ -23,14 +23,14 @@ Presets (sparse = non-zero only at the last step of an episode):
 =================  ======  ====================================================
 name               kind    formula
 =================  ======  ====================================================
-``accuracy``       sparse  AMC's R_err = -error = -(1 - accuracy)
+``error``          sparse  AMC's R_err = -error = -(1 - score)
 ``amc-flops``      sparse  AMC's R_FLOPs = -error x log(MACs)
 ``amc-params``     sparse  AMC's R_Param = -error x log(params)
 ``try-and-learn``  dense   psi x phi, psi = (b - (A_base - A)) / b, phi = log(1/C),
                            C = kept fraction of the group decided last (arXiv 1801.07365)
 ``shaped``         dense   -error at the end plus potential-based shaping
                            Phi(s') - Phi(s), Phi = weight x MACs saved / MACs to save
-                           (Ng et al. 1999): returns equal ``accuracy``'s, so the
+                           (Ng et al. 1999): returns equal ``error``'s, so the
                            optimal policy is unchanged, but every step gets signal
 ``budget-penalty`` sparse  -error - penalty x max(0, MACs ratio - budget) / budget
 =================  ======  ====================================================
@@ -131,8 +131,8 @@ def get_reward(reward: str | RewardFunction) -> RewardSpec:
     return _REWARDS.get(reward)
 
 
-@register_reward("accuracy", sparse=True)
-def accuracy_reward(state: EpisodeState) -> float:
+@register_reward("error", sparse=True)
+def error_reward(state: EpisodeState) -> float:
     """AMC's R_err: -error of the pruned network at the end of the episode."""
     return -state.error if state.done else 0.0
 
@@ -154,7 +154,7 @@ def try_and_learn_reward(state: EpisodeState, drop_allowance: float = 0.02) -> f
     """Try-and-learn psi x phi for the group decided last; ``drop_allowance`` is the paper's b."""
     if drop_allowance <= 0:
         raise ValueError(f"try-and-learn drop_allowance (b) must be > 0, got {drop_allowance}")
-    psi = (drop_allowance - state.accuracy_drop) / drop_allowance
+    psi = (drop_allowance - state.score_drop) / drop_allowance
     phi = math.log(1.0 / state.kept_fractions[state.last_group_index])
     return psi * phi
 

@@ -134,7 +134,7 @@ class EpisodeRecord:
 
     episode: int
     episode_return: float
-    accuracy: float
+    score: float
     macs: int
     params: int
     macs_ratio: float
@@ -146,14 +146,14 @@ class EpisodeRecord:
     seconds: float
     keep_mask: tuple[np.ndarray, ...] = field(repr=False, compare=False)
 
-    FIELDS = ("episode", "episode_return", "accuracy", "macs_ratio", "params_ratio", "macs", "params", "budget_met",
+    FIELDS = ("episode", "episode_return", "score", "macs_ratio", "params_ratio", "macs", "params", "budget_met",
               "rates", "kept_channels", "evaluations", "seconds", "keep_mask")
 
     def to_row(self) -> dict[str, str]:
         """The record as CSV strings (floats round-trip exactly; the mask as hex of its packed bits)."""
         bits = np.packbits(np.concatenate([np.asarray(m, dtype=bool) for m in self.keep_mask])) if self.keep_mask else np.zeros(0, np.uint8)
         return {"episode": str(self.episode), "episode_return": repr(float(self.episode_return)),
-                "accuracy": repr(float(self.accuracy)), "macs_ratio": repr(float(self.macs_ratio)),
+                "score": repr(float(self.score)), "macs_ratio": repr(float(self.macs_ratio)),
                 "params_ratio": repr(float(self.params_ratio)), "macs": str(self.macs), "params": str(self.params),
                 "budget_met": str(bool(self.budget_met)), "rates": " ".join(f"{r:.6g}" for r in self.rates),
                 "kept_channels": " ".join(map(str, self.kept_channels)), "evaluations": str(self.evaluations),
@@ -166,7 +166,7 @@ class EpisodeRecord:
         if widths is not None:
             bits = np.unpackbits(np.frombuffer(bytes.fromhex(row["keep_mask"]), dtype=np.uint8))[: sum(widths)].astype(bool)
             mask = tuple(np.split(bits, np.cumsum(widths)[:-1]))
-        return cls(episode=int(row["episode"]), episode_return=float(row["episode_return"]), accuracy=float(row["accuracy"]),
+        return cls(episode=int(row["episode"]), episode_return=float(row["episode_return"]), score=float(row["score"]),
                    macs=int(row["macs"]), params=int(row["params"]), macs_ratio=float(row["macs_ratio"]),
                    params_ratio=float(row["params_ratio"]), budget_met=row["budget_met"] == "True",
                    rates=tuple(float(r) for r in row["rates"].split()), kept_channels=tuple(int(k) for k in row["kept_channels"].split()),

@@ -149,7 +149,7 @@ class _Session:
             save_mask(self.folder.best_mask_path, record.keep_mask)
         if self.tracker is not None:
             self.tracker.log_episode(record, self.best)
-        self.bar.set_postfix(best=f"{self.best.episode_return:.4f}", acc=f"{self.best.accuracy:.3f}", macs=f"{self.best.macs_ratio:.3f}")
+        self.bar.set_postfix(best=f"{self.best.episode_return:.4f}", acc=f"{self.best.score:.3f}", macs=f"{self.best.macs_ratio:.3f}")
         self.bar.update()
         if self.done >= self.config.episodes:
             raise _SearchDone
@@ -255,12 +255,12 @@ def summarise(config: SearchConfig, env: Any, folder: RunFolder, records: list[E
         "seconds": records[-1].seconds if records else 0.0,
         "evaluations": records[-1].evaluations if records else 0,
         "original_macs": network.original_macs, "original_params": network.original_params,
-        "accuracy_before": env.accuracy_before,
+        "score_before": env.score_before, "metric": env.task.metric,
         "groups": [{"name": g.name, "channels": g.num_channels} for g in network.groups],
     }
     best = best_episode(records)
     if best is not None:
-        summary["best"] = {"episode": best.episode, "episode_return": best.episode_return, "accuracy": best.accuracy,
+        summary["best"] = {"episode": best.episode, "episode_return": best.episode_return, "score": best.score,
                            "macs": best.macs, "params": best.params, "macs_ratio": best.macs_ratio,
                            "params_ratio": best.params_ratio, "budget_met": best.budget_met,
                            "kept_channels": list(best.kept_channels), "evaluations": best.evaluations, "seconds": best.seconds}

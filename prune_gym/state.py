@@ -35,7 +35,7 @@ def _frozen(keep: KeepMask) -> tuple[np.ndarray, ...]:
 
 
 def _not_scored() -> float:
-    raise RuntimeError("this EpisodeState has no evaluator: build it with evaluate=... to read its accuracy")
+    raise RuntimeError("this EpisodeState has no evaluator: build it with evaluate=... to read its score")
 
 
 @dataclass(frozen=True)
@@ -47,19 +47,19 @@ class EpisodeState:
             original MACs/params and the analytic counter ``network.macs_params(keep)``.
         importance: per-channel importance of the groups for the current weights.
         macs_budget: fraction of the original MACs the pruned network may keep.
-        accuracy_before: reward-split accuracy of the unpruned network, in [0, 1].
+        score_before: reward-split score (the task's metric, e.g. accuracy) of the unpruned network, in [0, 1].
         group_index: the group decided next (``network.num_groups`` once the episode is done).
         keep: one read-only boolean keep-mask per group (undecided groups keep everything).
         macs, params: of the network as decided so far.
         previous_macs: MACs before the last decision (equal to ``macs`` before any decision).
         previous_rate: pruned fraction of the group decided last (0 before any decision).
-        evaluate: scores ``keep`` on the reward split; read through :attr:`accuracy`.
+        evaluate: scores ``keep`` on the reward split; read through :attr:`score`.
     """
 
     network: PrunableNetwork = field(repr=False)
     importance: ImportanceRanking = field(repr=False, compare=False)
     macs_budget: float
-    accuracy_before: float
+    score_before: float
     group_index: int
     keep: tuple[np.ndarray, ...] = field(repr=False)
     macs: int
@@ -70,9 +70,9 @@ class EpisodeState:
 
     @classmethod
     def initial(cls, network: PrunableNetwork, importance: ImportanceRanking, macs_budget: float,
-                accuracy_before: float = 1.0, evaluate: Callable[[], float] = _not_scored) -> EpisodeState:
+                score_before: float = 1.0, evaluate: Callable[[], float] = _not_scored) -> EpisodeState:
         """The state before the first decision: every channel kept."""
-        return cls(network, importance, macs_budget, accuracy_before, 0, _frozen(network.full_mask()),
+        return cls(network, importance, macs_budget, score_before, 0, _frozen(network.full_mask()),
                    network.original_macs, network.original_params, network.original_macs, 0.0, evaluate)
 
     def decide(self, keep: np.ndarray, evaluate: Callable[[KeepMask], float] | None = None) -> EpisodeState:
@@ -135,16 +135,16 @@ class EpisodeState:
         return np.array([mask.mean() for mask in self.keep])
 
     @cached_property
-    def accuracy(self) -> float:
-        """Reward-split accuracy of the network as decided so far (evaluated on first access, then cached)."""
+    def score(self) -> float:
+        """Reward-split score (the task's metric) of the network as decided so far (evaluated on first access, then cached)."""
         return float(self.evaluate())
 
     @property
     def error(self) -> float:
-        """1 - accuracy."""
-        return 1.0 - self.accuracy
+        """1 - score (for classification: the error rate)."""
+        return 1.0 - self.score
 
     @property
-    def accuracy_drop(self) -> float:
-        """accuracy_before - accuracy (positive when pruning hurts)."""
-        return self.accuracy_before - self.accuracy
+    def score_drop(self) -> float:
+        """score_before - score (positive when pruning hurts)."""
+        return self.score_before - self.score

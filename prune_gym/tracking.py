@@ -30,7 +30,7 @@ class Tracker:
     def log_episode(self, record: EpisodeRecord, best: EpisodeRecord | None) -> None:
         """One point per episode on every learning curve."""
         if self.run is not None:
-            self.run.log({"episode_return": record.episode_return, "accuracy": record.accuracy,
+            self.run.log({"episode_return": record.episode_return, "score": record.score,
                           "macs_ratio": record.macs_ratio, "params_ratio": record.params_ratio,
                           "budget_met": int(record.budget_met)}, step=record.episode)
 
@@ -46,7 +46,7 @@ class Tracker:
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:
-    """Write ``learning_curve.png`` and ``accuracy_vs_macs.png`` from the run's ``episodes.csv``."""
+    """Write ``learning_curve.png`` and ``score_vs_macs.png`` from the run's ``episodes.csv``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,16 +74,16 @@ def plot_run(run_dir: str | Path) -> list[Path]:
 
     figure, axis = plt.subplots(figsize=(6, 4))
     macs = np.array([r.macs_ratio for r in records])
-    accuracy = np.array([r.accuracy for r in records])
-    axis.scatter(macs, accuracy, c=episodes, s=10, cmap="viridis", label="episodes (colour = episode)")
+    scores = np.array([r.score for r in records])
+    axis.scatter(macs, scores, c=episodes, s=10, cmap="viridis", label="episodes (colour = episode)")
     best = best_episode(records)
     assert best is not None
-    axis.scatter([best.macs_ratio], [best.accuracy], marker="*", s=250, c="red", label=f"best (episode {best.episode})")
+    axis.scatter([best.macs_ratio], [best.score], marker="*", s=250, c="red", label=f"best (episode {best.episode})")
     if macs_budget is not None:
         axis.axvline(macs_budget, color="grey", linestyle="--", label=f"MACs budget {macs_budget:g}")
-    axis.set(xlabel="MACs kept / original", ylabel="reward-split accuracy", title=folder.path.name)
+    axis.set(xlabel="MACs kept / original", ylabel="reward-split score", title=folder.path.name)
     axis.legend(loc="lower right")
-    scatter = folder.path / "accuracy_vs_macs.png"
+    scatter = folder.path / "score_vs_macs.png"
     figure.tight_layout()
     figure.savefig(scatter, dpi=100)
     plt.close(figure)

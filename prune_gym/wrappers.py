@@ -45,7 +45,7 @@ class EpisodeRecorder(gym.Wrapper):
             record = EpisodeRecord(
                 episode=self._next_episode,
                 episode_return=self._return,
-                accuracy=float(info["accuracy"]),
+                score=float(info["score"]),
                 macs=int(info["macs"]),
                 params=int(info["params"]),
                 macs_ratio=float(info["macs_ratio"]),

@@ -33,3 +33,19 @@ def resnet20_subset_checkpoint():
     if not task.checkpoint_path().exists():
         task.pretrain(epochs=1, progress=False)
     return task.checkpoint_path()
+
+
+@pytest.fixture(scope="session")
+def fcn_scenes_checkpoint():
+    """The segmentation task's checkpoint: the cached one, else two real training epochs on MNIST scenes (~30 s)."""
+    import prune_gym
+    from prune_gym.errors import DatasetUnavailableError
+
+    task = prune_gym.get_task("fcn-mnist-scenes")
+    try:
+        task.splits()
+    except DatasetUnavailableError as error:
+        pytest.skip(str(error))
+    if not task.checkpoint_path().exists():
+        task.pretrain(epochs=2, progress=False)
+    return task.checkpoint_path()

@@ -90,7 +90,7 @@ def test_episode_info_and_export(env_id, kwargs):
         assert info["macs_ratio"] == pytest.approx(info["macs"] / base.network.original_macs)
         assert info["params_ratio"] == pytest.approx(info["params"] / base.network.original_params)
     final = infos[-1]
-    assert 0.0 <= final["accuracy"] <= 1.0
+    assert 0.0 <= final["score"] <= 1.0
     assert len(final["kept_channels"]) == len(final["keep_mask"]) == base.network.num_groups
     assert all(k >= 1 for k in final["kept_channels"])
     assert final["budget_met"] == (final["macs_ratio"] <= base.macs_budget)
@@ -219,7 +219,7 @@ class TwoGroupNetwork:
 
 def episode_state(macs=400_000, done=True, group_index=None, keep=((1, 1, 0, 0), (1, 0, 0, 0)), evaluate=lambda: 0.9, **overrides):
     """The state after deciding both groups (or ``group_index`` of them), built by hand: no environment needed."""
-    state = prune_gym.EpisodeState(network=TwoGroupNetwork(), importance=None, macs_budget=0.5, accuracy_before=0.95,
+    state = prune_gym.EpisodeState(network=TwoGroupNetwork(), importance=None, macs_budget=0.5, score_before=0.95,
                                    group_index=(2 if done else 1) if group_index is None else group_index,
                                    keep=tuple(np.array(k, bool) for k in keep), macs=macs, params=20_000,
                                    previous_macs=600_000, previous_rate=0.75, evaluate=evaluate)
@@ -229,21 +229,21 @@ def episode_state(macs=400_000, done=True, group_index=None, keep=((1, 1, 0, 0),
 def test_reward_presets_match_their_papers():
     reward = lambda name, state, **kw: prune_gym.get_reward(name).function(state, **kw)  # noqa: E731
     state = episode_state()
-    assert reward("accuracy", state) == pytest.approx(-0.1)
+    assert reward("error", state) == pytest.approx(-0.1)
     assert reward("amc-flops", state) == pytest.approx(-0.1 * math.log(400_000))
     assert reward("amc-params", state) == pytest.approx(-0.1 * math.log(20_000))
-    assert reward("accuracy", episode_state(done=False)) == 0.0
+    assert reward("error", episode_state(done=False)) == 0.0
     psi, phi = (0.02 - 0.05) / 0.02, math.log(1 / 0.25)
     assert reward("try-and-learn", state, drop_allowance=0.02) == pytest.approx(psi * phi)
     assert reward("try-and-learn", episode_state(done=False, evaluate=lambda: 0.94), drop_allowance=0.1) == pytest.approx(0.9 * math.log(2))
     assert reward("budget-penalty", episode_state(macs=750_000), penalty=2.0) == pytest.approx(-0.1 - 2.0 * 0.25 / 0.5)
     assert reward("budget-penalty", state) == pytest.approx(-0.1)
-    assert set(prune_gym.list_rewards()) >= {"accuracy", "amc-flops", "amc-params", "try-and-learn", "shaped", "budget-penalty"}
+    assert set(prune_gym.list_rewards()) >= {"error", "amc-flops", "amc-params", "try-and-learn", "shaped", "budget-penalty"}
 
 
 def test_shaped_reward_is_potential_based_returns_equal_sparse_accuracy():
     env_shaped = make(reward="shaped", enforce_budget=False)
-    env_sparse = make(reward="accuracy", enforce_budget=False)
+    env_sparse = make(reward="error", enforce_budget=False)
     actions = [np.array([0.3], np.float32), np.array([0.6], np.float32)]
     _, shaped, _ = run_episode(env_shaped, actions)
     _, sparse, _ = run_episode(env_sparse, actions)
@@ -256,13 +256,13 @@ def test_register_reward_and_use_it_at_make():
 
     @prune_gym.register_reward(name, overwrite=True)
     def accuracy_per_mac(state, scale=1.0):
-        return scale * state.accuracy / state.macs_ratio if state.done else 0.0
+        return scale * state.score / state.macs_ratio if state.done else 0.0
 
     assert name in prune_gym.list_rewards()
     with pytest.raises(ValueError, match="already registered"):
         prune_gym.register_reward(name, accuracy_per_mac)
     _, rewards, infos = run_episode(make(reward=name, reward_kwargs={"scale": 2.0}))
-    assert rewards[-1] == pytest.approx(2.0 * infos[-1]["accuracy"] / infos[-1]["macs_ratio"])
+    assert rewards[-1] == pytest.approx(2.0 * infos[-1]["score"] / infos[-1]["macs_ratio"])
     _, rewards, _ = run_episode(make(reward=lambda state: 1.0))
     assert rewards == [1.0] * len(rewards)
 
@@ -304,10 +304,10 @@ def test_bn_recalibration_makes_heavily_pruned_resnet_accuracy_informative(resne
     plain_info, info = run_episode(plain, fifth)[2][-1], run_episode(recalibrated, fifth)[2][-1]
     original = {k: v.clone() for k, v in recalibrated.unwrapped.network.model.state_dict().items()}
     assert info["macs_ratio"] < 0.7
-    assert info["accuracy"] > plain_info["accuracy"] + 0.1  # measured: 1-epoch checkpoint 0.098 -> 0.256, 30 epochs 0.200 -> 0.522
+    assert info["score"] > plain_info["score"] + 0.1  # measured: 1-epoch checkpoint 0.098 -> 0.256, 30 epochs 0.200 -> 0.522
     exported = recalibrated.unwrapped.export()
     splits = recalibrated.unwrapped.task.splits()
-    assert evaluate(exported, splits.reward_x[:500], splits.reward_y[:500]) == pytest.approx(info["accuracy"])
+    assert evaluate(exported, splits.reward_x[:500], splits.reward_y[:500]) == pytest.approx(info["score"])
     for name, tensor in recalibrated.unwrapped.network.model.state_dict().items():
         assert torch.equal(tensor, original[name]), f"{name} of the original model changed"
 
@@ -325,14 +325,14 @@ def test_fine_tune_recovers_the_pruned_network_and_everything_follows_the_tuned_
     env = make("LayerRate-v0", enforce_budget=False).unwrapped
     run_episode(env, actions=[np.array([0.8], dtype=np.float32)] * env.network.num_groups)
     keep = env.last_keep_mask
-    pruned_accuracy, l1_before = env.evaluator.accuracy(keep), [s.copy() for s in env.ranking.scores("l1")]
-    accuracy_before = env.accuracy_before
+    pruned_accuracy, l1_before = env.evaluator.score(keep), [s.copy() for s in env.ranking.scores("l1")]
+    accuracy_before = env.score_before
 
     tuned_accuracy = env.fine_tune(keep, steps=30)
 
     assert tuned_accuracy >= pruned_accuracy + 0.2  # 0.575 -> 0.91 on 200 reward images
-    assert env.weights_changed and env.accuracy_before == accuracy_before
-    assert env.evaluator.accuracy(keep) == tuned_accuracy
+    assert env.weights_changed and env.score_before == accuracy_before
+    assert env.evaluator.score(keep) == tuned_accuracy
     splits = env.task.splits()
     assert evaluate(env.network.export(keep), splits.reward_x[:200], splits.reward_y[:200]) == pytest.approx(tuned_accuracy)
     assert not np.allclose(env.ranking.scores("l1")[0], l1_before[0])

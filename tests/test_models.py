@@ -6,7 +6,7 @@ import torch_pruning as tp
 from torch import nn
 
 import prune_gym
-from prune_gym.pruning import classifier_layer, count_macs_params
+from prune_gym.pruning import count_macs_params, output_layer
 from prune_gym.tasks.models import default_input_shape
 
 PUBLISHED = {  # (MACs, params): Li et al. 2017 for VGG-16 and ResNet-56/110; He et al. 2016 for ResNet-20
@@ -27,12 +27,16 @@ def test_macs_and_params_match_published_within_2_percent(name):
 
 @pytest.mark.parametrize("name", prune_gym.list_models())
 @pytest.mark.parametrize("num_classes", [10, 100])
-def test_every_model_builds_with_its_classifier_last(name, num_classes):
+def test_every_model_builds_with_its_output_layer_last(name, num_classes):
     model = prune_gym.build_model(name, num_classes=num_classes).eval()
+    shape = default_input_shape(name)
     with torch.no_grad():
-        logits = model(torch.randn(2, *default_input_shape(name)))
-    assert logits.shape == (2, num_classes)
-    assert classifier_layer(model).out_features == num_classes
+        logits = model(torch.randn(2, *shape))
+    output = output_layer(model)
+    if isinstance(output, nn.Linear):
+        assert logits.shape == (2, num_classes) and output.out_features == num_classes
+    else:  # fully convolutional: per-pixel logits from the last conv
+        assert logits.shape == (2, num_classes, *shape[1:]) and output.out_channels == num_classes
 
 
 def test_unknown_model_lists_the_known_ones():
@@ -44,7 +48,7 @@ def test_unknown_model_lists_the_known_ones():
 def test_torch_pruning_traces_every_model(name):
     model = prune_gym.build_model(name).eval()
     graph = tp.DependencyGraph().build_dependency(model, example_inputs=torch.randn(1, *default_input_shape(name)))
-    groups = list(graph.get_all_groups(ignored_layers=[classifier_layer(model)], root_module_types=[nn.Conv2d]))
+    groups = list(graph.get_all_groups(ignored_layers=[output_layer(model)], root_module_types=[nn.Conv2d]))
     assert groups
     if name == "resnet20":
         coupled = max(sum(isinstance(item.dep.target.module, nn.Conv2d) and graph.is_out_channel_pruning_fn(item.dep.handler)

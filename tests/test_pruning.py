@@ -26,22 +26,23 @@ def random_keep(network: PrunableNetwork, seed: int, keep_probability: float = 0
 
 @pytest.fixture(scope="module")
 def images() -> dict[str, torch.Tensor]:
-    """Real images: MNIST-shaped digits (always present) and CIFAR-10 subset images (from ../shared/data)."""
+    """Real images: MNIST-shaped digits (always present), CIFAR-10 subset images and MNIST scenes (from ../shared/data)."""
     digits = load_dataset("digits").x_test[:64]
     try:
         cifar = load_dataset("cifar10-subset").x_test[:32]
+        scenes = load_dataset("mnist-scenes").x_test[:32]
     except prune_gym.errors.DatasetUnavailableError as error:
-        pytest.skip(f"CIFAR-10 subset not available: {error}")
-    return {"lenet5": digits, "cifar": cifar}
+        pytest.skip(f"CIFAR-10 subset or MNIST not available: {error}")
+    return {"lenet5": digits, "fcn": scenes, "cifar": cifar}
 
 
 def model_and_input(name: str, images: dict[str, torch.Tensor]) -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(0)
-    model = prune_gym.build_model(name).eval()
-    return model, images["lenet5" if name == "lenet5" else "cifar"]
+    model = prune_gym.build_model(name, num_classes=11 if name == "fcn" else 10).eval()
+    return model, images.get(name, images["cifar"])
 
 
-@pytest.mark.parametrize("name", ["lenet5", "resnet20", "vgg16"])
+@pytest.mark.parametrize("name", ["lenet5", "resnet20", "vgg16", "fcn"])
 def test_masked_compact_and_exported_logits_agree(name, images):
     model, x = model_and_input(name, images)
     network = PrunableNetwork(model, x)
@@ -85,7 +86,7 @@ def test_resnet_groups_couple_residual_convs_and_skip_classifier(images):
     network = PrunableNetwork(model, x[:1])
     member_counts = [sum(1 for name in g.members if isinstance(dict(model.named_modules())[name], nn.Conv2d)) for g in network.groups]
     assert max(member_counts) >= 4, "a stage's residual convs must form one group"
-    classifier = prune_gym.pruning.classifier_layer(model)
+    classifier = prune_gym.pruning.output_layer(model)
     names = {m: n for n, m in model.named_modules()}
     assert all(names[classifier] not in g.members for g in network.groups)
     assert [g.index for g in network.groups] == list(range(network.num_groups))
@@ -117,7 +118,7 @@ def test_masked_and_compact_evaluation_give_the_same_accuracy(images):
     masked = MaskEvaluator(network, x, y, batch_size=32, method="masked")
     for seed in range(3):
         keep = random_keep(network, seed)
-        assert compact.accuracy(keep) == masked.accuracy(keep)
+        assert compact.score(keep) == masked.score(keep)
 
 
 def test_recalibrated_evaluation_agrees_across_methods_and_leaves_the_model_unchanged(images):
@@ -130,10 +131,10 @@ def test_recalibrated_evaluation_agrees_across_methods_and_leaves_the_model_unch
     masked = MaskEvaluator(network, x, y, batch_size=32, method="masked", recalibration_x=calibration)
     for seed in range(3):
         keep = random_keep(network, seed)
-        assert compact.accuracy(keep) == masked.accuracy(keep)
+        assert compact.score(keep) == masked.score(keep)
         exported = network.export(keep)
         recalibrate_batchnorm(exported, calibration)
-        assert evaluate(exported, x, y) == compact.accuracy(keep)
+        assert evaluate(exported, x, y) == compact.score(keep)
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, state[name]), name
     with pytest.raises(ValueError, match="no BatchNorm"):
@@ -147,12 +148,12 @@ def test_evaluation_cache_hits_return_the_fresh_value(images):
     network = PrunableNetwork(model, x[:1])
     evaluator = MaskEvaluator(network, x, y, cache_size=2)
     masks = [random_keep(network, seed) for seed in range(3)]
-    fresh = [evaluator.accuracy(m) for m in masks]
+    fresh = [evaluator.score(m) for m in masks]
     assert evaluator.hits == 0 and evaluator.misses == 3
-    assert evaluator.accuracy(masks[2]) == fresh[2] and evaluator.hits == 1
-    assert evaluator.accuracy(masks[0]) == fresh[0] and evaluator.misses == 4, "the bound evicted the oldest mask"
+    assert evaluator.score(masks[2]) == fresh[2] and evaluator.hits == 1
+    assert evaluator.score(masks[0]) == fresh[0] and evaluator.misses == 4, "the bound evicted the oldest mask"
     uncached = MaskEvaluator(network, x, y, cache_size=0)
-    assert [uncached.accuracy(m) for m in masks] == fresh
+    assert [uncached.score(m) for m in masks] == fresh
 
 
 def test_importance_criteria(images):

@@ -23,13 +23,13 @@ FAST = dict(task="lenet5-digits", reward_samples=200)
 def test_search_writes_every_artefact_and_the_best_mask_reproduces_its_macs(tmp_path):
     run = tmp_path / "run"
     summary = run_search(SearchConfig(agent="random-search", episodes=12, **FAST), run_dir=run, progress=False)
-    for name in ("config.json", "episodes.csv", "best_mask.npz", "summary.json", "learning_curve.png", "accuracy_vs_macs.png",
+    for name in ("config.json", "episodes.csv", "best_mask.npz", "summary.json", "learning_curve.png", "score_vs_macs.png",
                  "checkpoint/agent"):
         assert (run / name).exists(), name
     rows = read_episodes(run)
     assert [r.episode for r in rows] == list(range(12))
     best = best_episode(rows)
-    assert summary["best"]["episode"] == best.episode and summary["best"]["accuracy"] == pytest.approx(best.accuracy)
+    assert summary["best"]["episode"] == best.episode and summary["best"]["score"] == pytest.approx(best.score)
     assert json.loads((run / "summary.json").read_text())["best"]["macs"] == summary["best"]["macs"]
     exported = load_pruned(export_run(run))
     assert count_macs_params(exported, (1, 28, 28))[0] == summary["best"]["macs"]
@@ -99,7 +99,7 @@ def test_cli_search_fine_tune_export_plot_and_list(tmp_path, capsys):
     assert json.loads((run / "config.json").read_text())["env_kwargs"]["criterion"] == "std"
     assert main(["fine-tune", str(run), "--epochs", "1", "--quiet"]) == 0
     report = json.loads((run / "fine_tune.json").read_text())
-    assert report["macs_pruned"] < report["macs_original"] and 0 < report["test_accuracy_fine_tuned"] <= 1
+    assert report["macs_pruned"] < report["macs_original"] and 0 < report["test_score_fine_tuned"] <= 1
     assert report["latency_ms_pruned"] > 0
     assert main(["export", str(run), "--output", str(tmp_path / "net.pt")]) == 0
     assert (tmp_path / "net.pt").exists()

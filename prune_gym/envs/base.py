@@ -47,7 +47,7 @@ class PruningEnv(gym.Env):
         reward_samples: how many images of the task's reward split to score on (None = all).
         bn_recalibration: re-estimate each candidate's BatchNorm statistics on this many training
             images before scoring it (adaptive BN, EagleEye 2020; 0 = off, AMC's protocol). Makes
-            the accuracy of heavily pruned BatchNorm networks (ResNets) informative.
+            the score of heavily pruned BatchNorm networks (ResNets) informative.
         batch_size: evaluation batch size.
         device: torch device for the network and the reward split.
         render_mode: ``None`` or ``"ansi"`` (a text table of the episode's decisions).
@@ -61,7 +61,7 @@ class PruningEnv(gym.Env):
     def __init__(
         self,
         task: str | Task = "lenet5-digits",
-        reward: str | Callable[..., float] = "accuracy",
+        reward: str | Callable[..., float] = "error",
         reward_kwargs: dict[str, Any] | None = None,
         macs_budget: float = 0.5,
         enforce_budget: bool = True,
@@ -109,8 +109,8 @@ class PruningEnv(gym.Env):
         self.network = PrunableNetwork(model, splits.reward_x[:1])
         recalibration_x = splits.train_x[:bn_recalibration] if bn_recalibration else None
         self.evaluator = MaskEvaluator(self.network, splits.reward_x[:count], splits.reward_y[:count], batch_size=batch_size,
-                                       recalibration_x=recalibration_x)
-        self.accuracy_before = self.evaluator.accuracy(self.network.full_mask())
+                                       recalibration_x=recalibration_x, metric=self.task.metric)
+        self.score_before = self.evaluator.score(self.network.full_mask())
         self.max_filters = max(group.num_channels for group in self.network.groups)
         self._min_keep = [max(1, int(np.ceil(g.num_channels * (1.0 - self.max_rate)))) for g in self.network.groups]
         self.weights_changed = False
@@ -132,8 +132,8 @@ class PruningEnv(gym.Env):
         self._most_pruned = [self.ranking.keep_most_important(g, n, self.criterion) for g, n in enumerate(self._min_keep)]
 
     def _initial_state(self) -> EpisodeState:
-        return EpisodeState.initial(self.network, self.ranking, self.macs_budget, self.accuracy_before,
-                                    evaluate=lambda: self.evaluator.accuracy(self.network.full_mask()))
+        return EpisodeState.initial(self.network, self.ranking, self.macs_budget, self.score_before,
+                                    evaluate=lambda: self.evaluator.score(self.network.full_mask()))
 
     def fine_tune(self, keep: KeepMask, steps: int = 100, lr: float | None = None, seed: int = 0) -> float:
         """Short recovery training of the network pruned by ``keep``; the tuned weights become the env's.
@@ -144,23 +144,23 @@ class PruningEnv(gym.Env):
         optimiser at ``lr`` (default: a tenth of the task's pretraining rate).
         Afterwards rewards, importance rankings, observations and :meth:`export`
         use the tuned weights, and :meth:`reset` no longer restores the
-        pretrained ones (make a new environment for those). ``accuracy_before``
+        pretrained ones (make a new environment for those). ``score_before``
         stays the unpruned pretrained network's, so rewards keep measuring the
         drop from the original. The evaluation cache is cleared.
 
         Returns:
-            The reward-split accuracy of ``keep`` after tuning.
+            The reward-split score of ``keep`` after tuning.
         """
         steps = check_int("steps", steps, 1, "a positive number of training batches")
         overrides: dict[str, Any] = {} if lr is None else {"lr": lr}
         self.network.apply_masks(keep)  # validates the mask before anything changes
         try:
             fine_tune(self.network.model, self.task.splits(device=self.device), self.task.training, steps=steps, seed=seed,
-                      progress=False, **overrides)
+                      progress=False, metric=self.task.metric, **overrides)
         finally:
             self.network.remove_masks()
         self._weights_replaced()
-        return self.evaluator.accuracy(keep)
+        return self.evaluator.score(keep)
 
     def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
         """Replace the network's weights (e.g. a run's fine-tuned ``weights.pt``); same effects as :meth:`fine_tune`."""
@@ -226,7 +226,7 @@ class PruningEnv(gym.Env):
             keep = self.ranking.keep_most_important(t, 1, self.criterion)
         if self.enforce_budget:
             keep = self._enforce_budget(t, keep)
-        state = self.state.decide(keep, self.evaluator.accuracy)
+        state = self.state.decide(keep, self.evaluator.score)
         reward = self.reward_spec(state, self.reward_kwargs)
         self.state = state
         info = self._info()
@@ -234,8 +234,8 @@ class PruningEnv(gym.Env):
         if state.done:
             self.last_state = state
             info.update(
-                accuracy=state.accuracy,
-                accuracy_before=self.accuracy_before,
+                score=state.score,
+                score_before=self.score_before,
                 kept_channels=[int(m.sum()) for m in state.keep],
                 keep_mask=[m.copy() for m in state.keep],
                 budget_met=state.budget_met,

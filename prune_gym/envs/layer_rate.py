@@ -26,7 +26,7 @@ class LayerRateEnv(PruningEnv):
     ``layer`` (AMC's 11-value embedding in [0, 1]) by default; any registered observation.
 
     ## Rewards
-    The registered reward named by ``reward`` (default ``accuracy``: -error at the end).
+    The registered reward named by ``reward`` (default ``error``: -(1 - score) at the end).
 
     ## Episode end
     After the last group; never truncated. With ``enforce_budget`` the rate is

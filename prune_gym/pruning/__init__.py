@@ -9,7 +9,7 @@ from prune_gym.pruning.importance import (
     list_importance_criteria,
     register_importance,
 )
-from prune_gym.pruning.network import ChannelGroup, KeepMask, LayerInfo, PrunableNetwork, classifier_layer, count_macs_params
+from prune_gym.pruning.network import ChannelGroup, KeepMask, LayerInfo, PrunableNetwork, count_macs_params, output_layer
 
 __all__ = [
     "ChannelGroup",
@@ -18,11 +18,11 @@ __all__ = [
     "LayerInfo",
     "PrunableNetwork",
     "UndefinedImportanceError",
-    "classifier_layer",
     "count_macs_params",
     "filter_importance",
     "get_importance",
     "list_importance_criteria",
+    "output_layer",
     "recalibrate_batchnorm",
     "register_importance",
 ]

@@ -12,12 +12,13 @@ import torch
 from prune_gym.pruning.batchnorm import batchnorm_layers, recalibrated
 from prune_gym.pruning.compact import CompactNetwork
 from prune_gym.pruning.network import KeepMask, PrunableNetwork
+from prune_gym.tasks.metrics import evaluate, get_metric
 
 EVALUATION_METHODS = ("compact", "masked")
 
 
 class MaskEvaluator:
-    """Accuracy of a :class:`PrunableNetwork` under keep-masks, on fixed labelled samples.
+    """The task metric of a :class:`PrunableNetwork` under keep-masks, on fixed labelled samples.
 
     ``method="compact"`` (default) runs a :class:`CompactNetwork` holding only
     the kept channels, as fast as the physically pruned network;
@@ -39,6 +40,7 @@ class MaskEvaluator:
         cache_size: int = 4096,
         method: Literal["compact", "masked"] = "compact",
         recalibration_x: torch.Tensor | None = None,
+        metric: str = "accuracy",
     ) -> None:
         if method not in EVALUATION_METHODS:
             raise ValueError(f"unknown evaluation method {method!r}; choose one of {list(EVALUATION_METHODS)}")
@@ -56,6 +58,7 @@ class MaskEvaluator:
         self.batch_size = batch_size
         self.cache_size = cache_size
         self.method = method
+        self.metric = get_metric(metric)
         self._compact = CompactNetwork(network) if method == "compact" else None
         self._cache: OrderedDict[bytes, float] = OrderedDict()
         self.hits = 0
@@ -71,8 +74,8 @@ class MaskEvaluator:
             self._compact = CompactNetwork(self.network)
         self.clear()
 
-    def accuracy(self, keep: KeepMask) -> float:
-        """Fraction of the samples the network pruned by ``keep`` classifies correctly."""
+    def score(self, keep: KeepMask) -> float:
+        """The metric of the network pruned by ``keep`` on the samples (accuracy: the fraction classified correctly)."""
         key = np.packbits(np.concatenate([np.asarray(m, dtype=bool) for m in keep])).tobytes()
         if key in self._cache:
             self.hits += 1
@@ -90,14 +93,14 @@ class MaskEvaluator:
         if self._compact is not None:
             model = self._compact.load(keep)
             with self._recalibrated(model):
-                return self._count_correct(model)
+                return evaluate(model, self.x, self.y, self.metric, self.batch_size)
         model = self.network.model
         was_training = model.training
         model.eval()
         self.network.apply_masks(keep)
         try:
             with self._recalibrated(model):
-                return self._count_correct(model)
+                return evaluate(model, self.x, self.y, self.metric, self.batch_size)
         finally:
             self.network.remove_masks()
             model.train(was_training)
@@ -106,11 +109,3 @@ class MaskEvaluator:
         if self.recalibration_x is None:
             return nullcontext(model)
         return recalibrated(model, self.recalibration_x)
-
-    def _count_correct(self, model: torch.nn.Module) -> float:
-        correct = torch.zeros((), dtype=torch.long, device=self.y.device)
-        with torch.inference_mode():
-            for start in range(0, len(self.x), self.batch_size):
-                logits = model(self.x[start:start + self.batch_size])
-                correct += (logits.argmax(dim=1) == self.y[start:start + self.batch_size]).sum()
-        return int(correct) / len(self.x)

@@ -12,7 +12,8 @@ From that record it derives, without re-tracing:
 * physical export through torch-pruning (``export``).
 
 A *keep-mask* is a list with one boolean array per group (``True`` = channel
-kept). The network's classifier (its last ``nn.Linear``) never loses outputs,
+kept). The network's output layer (its last ``nn.Linear``, or the last ``nn.Conv2d`` of a
+fully convolutional network) never loses outputs,
 and a group always keeps at least one channel.
 
 MACs are multiply-accumulates of conv and linear layers (BatchNorm, activations,
@@ -104,12 +105,16 @@ class ChannelGroup:
         return self.layer.out_channels
 
 
-def classifier_layer(model: nn.Module) -> nn.Linear:
-    """The model's classifier: its last ``nn.Linear`` in module order (its outputs are never pruned)."""
+def output_layer(model: nn.Module) -> nn.Module:
+    """The layer whose outputs are the predictions, never pruned: the last ``nn.Linear`` in module order
+    (a classifier), or, in a fully convolutional network (segmentation), the last ``nn.Conv2d``."""
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise ValueError(f"{type(model).__name__} has no nn.Linear classifier; prune_gym prunes CNN classifiers")
-    return linears[-1]
+    if linears:
+        return linears[-1]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError(f"{type(model).__name__} has neither nn.Linear nor nn.Conv2d layers: prune_gym prunes CNNs")
+    return convs[-1]
 
 
 class PrunableNetwork:
@@ -123,7 +128,7 @@ class PrunableNetwork:
     def __init__(self, model: nn.Module, example_input: torch.Tensor) -> None:
         self.model = model
         self.input_shape = tuple(example_input.shape[1:])
-        self._classifier = classifier_layer(model)
+        self._output = output_layer(model)
         self.layers = self._trace_layers(example_input[:1])
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example_input[:1])
         self.groups = self._collect_groups(graph)
@@ -167,7 +172,7 @@ class PrunableNetwork:
         position = {layer.module: i for i, layer in enumerate(self.layers)}
         by_module = {layer.module: layer for layer in self.layers}
         raw = []
-        for group in graph.get_all_groups(ignored_layers=[self._classifier], root_module_types=[nn.Conv2d]):
+        for group in graph.get_all_groups(ignored_layers=[self._output], root_module_types=[nn.Conv2d]):
             members = [item.dep.target.module for item in group if graph.is_out_channel_pruning_fn(item.dep.handler)]
             members = [m for m in members if m in position]
             convs = [m for m in members if isinstance(m, nn.Conv2d)]

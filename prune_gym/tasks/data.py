@@ -3,8 +3,9 @@
 Datasets: ``digits`` (scikit-learn's 1797 bundled 8x8 digits, resized to
 28x28; present everywhere, never downloads), ``mnist``, ``fashion-mnist``,
 ``cifar10`` (torchvision; downloaded into the data root when missing and
-online), ``cifar10-subset`` (``<root>/cifar10-subset.npz``). The data root is
-``prune_gym.paths.data_root()``.
+online), ``cifar10-subset`` (``<root>/cifar10-subset.npz``), and
+``mnist-scenes`` (segmentation, built from MNIST: see :func:`compose_scenes`).
+The data root is ``prune_gym.paths.data_root()``.
 
 Splits: ``train`` (what the model is trained on), ``reward`` (held out of the
 training set by a seeded permutation; what environments score accuracy on, as
@@ -41,7 +42,7 @@ _STATS["cifar10-subset"] = _STATS["cifar10"]
 
 @dataclass(frozen=True)
 class DatasetArrays:
-    """A labelled dataset: float32 NCHW images (normalised) and int64 labels, train and test."""
+    """A labelled dataset: float32 NCHW images (normalised) and int64 labels (N,) or per-pixel labels (N, H, W), train and test."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
@@ -50,7 +51,7 @@ class DatasetArrays:
 
     @property
     def num_classes(self) -> int:
-        """Number of classes (largest label + 1)."""
+        """Number of classes (largest label + 1; labels per pixel for segmentation)."""
         return int(max(self.y_train.max(), self.y_test.max())) + 1
 
     @property
@@ -157,6 +158,45 @@ def _load_cifar10_subset(root: Path, download: bool) -> DatasetArrays:
                          _normalise(arrays["x_test"], "cifar10-subset"), arrays["y_test"].long())
 
 
+def compose_scenes(digits: torch.Tensor, labels: torch.Tensor, count: int, seed: int, size: int = 32,
+                   digit_size: int = 16, per_scene: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Segmentation scenes from digit images: ``count`` canvases of ``size`` x ``size`` pixels.
+
+    Each scene holds ``per_scene`` digits (drawn at random, resized to
+    ``digit_size`` pixels) at random positions; overlaps keep the brighter
+    pixel. The target of a pixel is 1 + the class of the digit drawn there where
+    that digit's intensity is above 0.5, else 0 (background): ``num_classes``
+    is 11. ``digits`` are (N, 1, 28, 28) intensities in [0, 1].
+
+    Returns:
+        (images (count, 1, size, size) in [0, 1], per-pixel labels (count, size, size) int64).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    small = F.interpolate(digits, size=(digit_size, digit_size), mode="bilinear", align_corners=False).clamp(0, 1)
+    images = torch.zeros(count, 1, size, size)
+    targets = torch.zeros(count, size, size, dtype=torch.long)
+    picks = torch.randint(len(digits), (count, per_scene), generator=generator)
+    corners = torch.randint(size - digit_size + 1, (count, per_scene, 2), generator=generator)
+    for scene in range(count):
+        for slot in range(per_scene):
+            index, (top, left) = picks[scene, slot], corners[scene, slot].tolist()
+            window = (slice(top, top + digit_size), slice(left, left + digit_size))
+            digit = small[index, 0]
+            images[scene, 0][window] = torch.maximum(images[scene, 0][window], digit)
+            targets[scene][window] = torch.where(digit > 0.5, labels[index] + 1, targets[scene][window])
+    return images, targets
+
+
+def _load_mnist_scenes(root: Path, download: bool) -> DatasetArrays:
+    """12,000 training and 2,000 test scenes composed from MNIST's training and test digits (seeded)."""
+    mnist = load_dataset("mnist", root, download)
+    mean, std = _STATS["mnist"]
+    train = compose_scenes(mnist.x_train * std[0] + mean[0], mnist.y_train, 12_000, seed=0)
+    test = compose_scenes(mnist.x_test * std[0] + mean[0], mnist.y_test, 2_000, seed=1)
+    scene_mean, scene_std = train[0].mean(), train[0].std()
+    return DatasetArrays((train[0] - scene_mean) / scene_std, train[1], (test[0] - scene_mean) / scene_std, test[1])
+
+
 DatasetLoader = Callable[[Path, bool], DatasetArrays]
 _DATASETS: Registry[DatasetLoader] = Registry("dataset")
 
@@ -188,6 +228,7 @@ for _name, _loader in (
     ("fashion-mnist", _torchvision("fashion-mnist", "FashionMNIST", "FashionMNIST/raw", _copy_debian_fashion_mnist)),
     ("cifar10", _torchvision("cifar10", "CIFAR10", "cifar-10-batches-py")),
     ("cifar10-subset", _load_cifar10_subset),
+    ("mnist-scenes", _load_mnist_scenes),
 ):
     register_dataset(_name, _loader)
 

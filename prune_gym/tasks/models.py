@@ -10,11 +10,14 @@ name               what                                   published (MACs / para
 ``resnet110``      CIFAR ResNet-110                        2.53e8 / 1.72e6
 ``plain20``        ResNet-20 without shortcuts (AMC)       -
 ``mobilenetv2``    MobileNetV2 for 32x32 inputs            -
+``fcn``            segmentation encoder-decoder, 32x32     -
 =================  =====================================  =================
 
 The ResNets use projection shortcuts (1x1 conv + BatchNorm) where the shape
 changes, so torch-pruning can trace the channel coupling of residual adds.
-Every model ends with its classifier: the last ``nn.Linear`` in module order.
+Every classifier ends with its last ``nn.Linear`` in module order; the
+segmentation network (``fcn``) with its last ``nn.Conv2d``: the output layer,
+whose outputs are never pruned.
 MACs are multiply-accumulates of conv and linear layers.
 """
 
@@ -167,6 +170,34 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.features(x))
 
 
+class FCN(nn.Module):
+    """A small fully convolutional segmentation network (encoder-decoder with additive skips).
+
+    Two stride-2 stages (16, 32, 64 channels), bilinear upsampling back to the
+    input size with the encoder's features added at each scale (so torch-pruning
+    couples those channels, as residual adds do), and a 1x1 output conv giving
+    per-pixel logits ``(N, num_classes, H, W)``; H and W divisible by 4.
+    """
+
+    def __init__(self, num_classes: int = 11, in_channels: int = 1) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(*_conv_bn(in_channels, 16), nn.ReLU())
+        self.down1 = nn.Sequential(*_conv_bn(16, 32, stride=2), nn.ReLU(), *_conv_bn(32, 32), nn.ReLU())
+        self.down2 = nn.Sequential(*_conv_bn(32, 64, stride=2), nn.ReLU(), *_conv_bn(64, 64), nn.ReLU())
+        self.up1 = nn.Sequential(*_conv_bn(64, 32), nn.ReLU())
+        self.up2 = nn.Sequential(*_conv_bn(32, 16), nn.ReLU())
+        self.head = nn.Conv2d(16, num_classes, 1)
+        _init_weights(self)
+
+    def forward(self, x):
+        full = self.stem(x)
+        half = self.down1(full)
+        quarter = self.down2(half)
+        half = self.up1(nn.functional.interpolate(quarter, scale_factor=2.0, mode="bilinear", align_corners=False)) + half
+        full = self.up2(nn.functional.interpolate(half, scale_factor=2.0, mode="bilinear", align_corners=False)) + full
+        return self.head(full)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered model: a factory ``f(num_classes=..., in_channels=...) -> nn.Module`` and the (C, H, W) input it is built for."""
@@ -184,7 +215,7 @@ def register_model(name: str, factory: Callable[..., nn.Module] | None = None, *
     """Register a model under ``name``; usable as ``@register_model("name", input_shape=(3, 32, 32))`` or directly.
 
     ``factory(num_classes=..., in_channels=...)`` returns a freshly initialised
-    network whose last ``nn.Linear`` is its classifier (its outputs are never pruned).
+    network whose last ``nn.Linear`` (or, without one, last ``nn.Conv2d``) is its output layer (never pruned).
 
     Raises:
         ValueError: the name is taken and ``overwrite`` is False, or ``input_shape`` is not (C, H, W).
@@ -204,6 +235,7 @@ for _name, _factory, _shape in (
     ("resnet110", partial(CifarResNet, 110), (3, 32, 32)),
     ("plain20", partial(CifarResNet, 20, residual=False), (3, 32, 32)),
     ("mobilenetv2", MobileNetV2, (3, 32, 32)),
+    ("fcn", FCN, (1, 32, 32)),
 ):
     register_model(_name, _factory, input_shape=_shape)
 

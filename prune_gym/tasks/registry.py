@@ -20,8 +20,9 @@ from prune_gym.errors import CheckpointMissingError
 from prune_gym.paths import checkpoint_path
 from prune_gym.registry import Registry
 from prune_gym.tasks.data import DatasetArrays, Splits, load_dataset, make_splits
+from prune_gym.tasks.metrics import evaluate, get_metric
 from prune_gym.tasks.models import build_model
-from prune_gym.tasks.training import TrainingConfig, TrainResult, evaluate, load_checkpoint, save_checkpoint, train
+from prune_gym.tasks.training import TrainingConfig, TrainResult, load_checkpoint, save_checkpoint, train
 
 ModelSource = str | nn.Module | Callable[[], nn.Module]
 DataSource = str | Callable[[], DatasetArrays]
@@ -39,6 +40,8 @@ class Task:
         training: hyper-parameters of ``prune-gym pretrain``.
         auto_pretrain: train automatically on first use (small tasks).
         split_seed: seed of the reward hold-out.
+        description: one line for ``prune-gym list tasks``.
+        metric: the registered metric the task is scored by (``accuracy``, ``mean-iou``, ...).
     """
 
     name: str
@@ -49,6 +52,10 @@ class Task:
     auto_pretrain: bool = False
     split_seed: int = 0
     description: str = ""
+    metric: str = "accuracy"
+
+    def __post_init__(self) -> None:
+        get_metric(self.metric)
 
     def arrays(self) -> DatasetArrays:
         """The task's dataset (loaded once per process)."""
@@ -84,10 +91,11 @@ class Task:
         model = self.build_model().to(device)
         config = self.training if epochs is None else TrainingConfig(**{**self.training.__dict__, "epochs": epochs})
         splits = self.splits(device)
-        stats = train(model, splits, config, seed=self.split_seed, progress=progress, description=f"pretrain {self.name}")
-        result = TrainResult(epochs=config.epochs, seconds=stats.seconds, train_accuracy=stats.train_accuracy,
-                             reward_accuracy=evaluate(model, splits.reward_x, splits.reward_y),
-                             test_accuracy=evaluate(model, splits.test_x, splits.test_y))
+        stats = train(model, splits, config, seed=self.split_seed, progress=progress, description=f"pretrain {self.name}",
+                      metric=self.metric)
+        result = TrainResult(epochs=config.epochs, seconds=stats.seconds, train_score=stats.train_score,
+                             reward_score=evaluate(model, splits.reward_x, splits.reward_y, self.metric),
+                             test_score=evaluate(model, splits.test_x, splits.test_y, self.metric))
         save_checkpoint(self.checkpoint_path(), model, {"task": self.name, "model": type(model).__name__, **result.__dict__})
         return result
 
@@ -170,6 +178,7 @@ def register_task(
     auto_pretrain: bool = False,
     overwrite: bool = False,
     description: str = "",
+    metric: str = "accuracy",
     **training: Any,
 ) -> Task:
     """Register a task from any model and data; returns it.
@@ -182,6 +191,7 @@ def register_task(
             indexable datasets yielding ``(image_tensor, label)``.
         reward_size: training images held out as the reward split.
         auto_pretrain: train on first use instead of asking for ``prune-gym pretrain``.
+        metric: the registered metric the task is scored by (``accuracy``; ``mean-iou`` for segmentation).
         training: fields of :class:`TrainingConfig` (epochs, batch_size, lr, optimizer, ...).
     """
     factory: str | Callable[[], nn.Module]
@@ -197,7 +207,7 @@ def register_task(
     else:
         raise TypeError(f"model must be a zoo name, an nn.Module or a factory, got {type(model).__name__}")
     task = Task(name, factory, _as_data_source(data), reward_size, TrainingConfig(**training), auto_pretrain,
-                description=description)
+                description=description, metric=metric)
     return _add(task, overwrite)
 
 
@@ -225,6 +235,9 @@ for _task in (
     Task("vgg16-cifar10", "vgg16", "cifar10", 5000, TrainingConfig(epochs=160, **_CIFAR), description="VGG-16-BN on CIFAR-10"),
     Task("resnet20-cifar10-subset", "resnet20", "cifar10-subset", 1000, TrainingConfig(epochs=30, **_CIFAR),
          description="ResNet-20 on the 8068-image CIFAR-10 subset"),
+    Task("fcn-mnist-scenes", "fcn", "mnist-scenes", 1000, TrainingConfig(epochs=6, **{**_LENET, "lr": 5e-3, "batch_size": 32}),
+         metric="mean-iou",
+         description="FCN segmentation of two-digit MNIST scenes (32x32, 11 classes), scored by mean IoU"),
     Task("vgg16-cifar10-subset", "vgg16", "cifar10-subset", 1000, TrainingConfig(epochs=30, **{**_CIFAR, "lr": 0.05}),
          description="VGG-16-BN on the 8068-image CIFAR-10 subset"),
 ):

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from prune_gym.errors import CheckpointError
 from prune_gym.storage import write_atomic
 from prune_gym.tasks.data import Splits
+from prune_gym.tasks.metrics import get_metric
 
 CHECKPOINT_FORMAT = 1
 
@@ -35,27 +36,13 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What one training run achieved; accuracies in [0, 1]."""
+    """What a task's pretraining achieved; scores are the task's metric, in [0, 1]."""
 
     epochs: int
     seconds: float
-    train_accuracy: float
-    reward_accuracy: float
-    test_accuracy: float
-
-
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 100) -> float:
-    """Top-1 accuracy of ``model`` on ``(x, y)`` in eval mode and ``inference_mode``."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = 0
-    with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            logits = model(x[start:start + batch_size].to(device))
-            correct += int((logits.argmax(1) == y[start:start + batch_size].to(device)).sum())
-    model.train(was_training)
-    return correct / max(len(x), 1)
+    train_score: float
+    reward_score: float
+    test_score: float
 
 
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -70,11 +57,11 @@ def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class TrainStats:
-    """What one call of :func:`train` did: wall time, batches run, accuracy on the training batches of its last epoch."""
+    """What one call of :func:`train` did: wall time, batches run, the metric on the training batches of its last epoch."""
 
     seconds: float
     steps: int
-    train_accuracy: float
+    train_score: float
 
 
 def train(
@@ -86,11 +73,13 @@ def train(
     steps: int | None = None,
     progress: bool = True,
     description: str = "train",
+    metric: str = "accuracy",
 ) -> TrainStats:
     """Train ``model`` in place on ``splits.train_*`` only.
 
-    ``config.epochs`` epochs of shuffled batches, or only the first ``steps``
-    batches (a short recovery); the cosine schedule spans the batches actually run.
+    ``config.epochs`` epochs of shuffled batches of cross-entropy (per pixel for
+    segmentation), or only the first ``steps`` batches (a short recovery); the
+    cosine schedule spans the batches actually run.
     Leaves the model in eval mode. Neither the reward nor the test split is touched.
     """
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
@@ -113,10 +102,12 @@ def train(
     start = time.perf_counter()
     model.train()
     bar = tqdm(total=total, desc=description, disable=not progress, unit="batch")
-    correct = seen = done = 0
+    spec = get_metric(metric)
+    done = 0
+    epoch_statistics: torch.Tensor | None = None
     while done < total:
         order = torch.randperm(n, generator=generator)
-        correct = seen = 0
+        epoch_statistics = None
         for begin in range(0, n, config.batch_size):
             if done == total:
                 break
@@ -130,14 +121,15 @@ def train(
             loss.backward()
             optimizer.step()
             schedule.step()
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
+            batch_statistics = spec.statistics(logits.detach(), y)
+            epoch_statistics = batch_statistics if epoch_statistics is None else epoch_statistics + batch_statistics
             done += 1
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
     model.eval()
-    return TrainStats(time.perf_counter() - start, done, correct / max(seen, 1))
+    train_score = spec.final(epoch_statistics) if epoch_statistics is not None else 0.0
+    return TrainStats(time.perf_counter() - start, done, train_score)
 
 
 def recovery_config(config: TrainingConfig, **overrides: Any) -> TrainingConfig:
@@ -146,7 +138,7 @@ def recovery_config(config: TrainingConfig, **overrides: Any) -> TrainingConfig:
 
 
 def fine_tune(model: nn.Module, splits: Splits, config: TrainingConfig, *, epochs: int | None = None, steps: int | None = None,
-              seed: int = 0, progress: bool = True, **overrides: Any) -> TrainStats:
+              seed: int = 0, progress: bool = True, metric: str = "accuracy", **overrides: Any) -> TrainStats:
     """Recover a (pruned) model: the task's optimiser at a tenth of its learning rate (:func:`recovery_config`).
 
     ``epochs`` whole epochs (default: the config's), or only ``steps`` batches; ``overrides`` replace config fields (``lr=...``).
@@ -156,7 +148,7 @@ def fine_tune(model: nn.Module, splits: Splits, config: TrainingConfig, *, epoch
             raise ValueError(f"invalid epochs={epochs!r}: expected a positive number of fine-tuning epochs")
         overrides["epochs"] = epochs
     return train(model, splits, recovery_config(config, **overrides), seed=seed, steps=steps, progress=progress,
-                 description="fine-tune")
+                 description="fine-tune", metric=metric)
 
 
 def save_checkpoint(path: Path, model: nn.Module, metadata: dict[str, Any]) -> None:
