@@ -37,7 +37,9 @@ class Agent(Protocol):
     Constructor: ``AgentClass(env, seed=None, **hyperparameters)`` where ``env``
     is a (possibly wrapped) prune_gym environment. Episode statistics reach the
     caller through the environment's wrappers (see
-    ``prune_gym.wrappers.EpisodeRecorder``), not through the agent.
+    ``prune_gym.wrappers.EpisodeRecorder``), not through the agent. An agent with
+    a ``metrics_callback`` attribute gets it set to a function that takes its
+    training metrics (``{"train/critic_loss": 0.1, ...}``) for the trackers.
     """
 
     def learn(self, episodes: int) -> None:

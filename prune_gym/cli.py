@@ -54,7 +54,8 @@ def _search(args: argparse.Namespace) -> int:
     else:
         config = SearchConfig(task=args.task, env=args.env, agent=args.agent, reward=args.reward, macs_budget=args.macs_budget,
                               episodes=args.episodes, seed=args.seed, reward_samples=args.reward_samples, device=args.device,
-                              wandb=args.wandb, checkpoint_every=args.checkpoint_every,
+                              wandb=args.wandb, wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
+                              wandb_group=args.wandb_group, wandb_tags=args.wandb_tags, checkpoint_every=args.checkpoint_every,
                               env_kwargs=parse_key_values(args.env_arg), agent_kwargs=parse_key_values(args.agent_arg))
         summary = run_search(config, run_dir=args.run_dir, progress=not args.quiet)
     _print_summary(summary)
@@ -164,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--device", default=DEFAULTS["device"], help="torch device (default: the environment's, cpu)")
     search.add_argument("--wandb", default=DEFAULTS["wandb"], choices=WANDB_MODES,
                         help="wandb mode (default: disabled; offline writes a run to sync later with `wandb sync`)")
+    search.add_argument("--wandb-project", default=DEFAULTS["wandb_project"], help="wandb project (default: %(default)s)")
+    search.add_argument("--wandb-entity", default=DEFAULTS["wandb_entity"], help="wandb entity (team or user)")
+    search.add_argument("--wandb-group", default=DEFAULTS["wandb_group"], help="wandb group (default: task, env, budget, reward)")
+    search.add_argument("--wandb-tags", nargs="*", default=[], metavar="TAG", help="extra wandb tags (agent and seed are added)")
     search.add_argument("--checkpoint-every", type=int, default=DEFAULTS["checkpoint_every"], metavar="EPISODES",
                         help="save the agent every this many episodes (default: %(default)s)")
     search.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<env>-<agent>-s<seed>-<time>)")

@@ -219,6 +219,8 @@ def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: 
         else:
             folder.write_config(config)
         tracker = session.tracker = Tracker(config, folder.path)
+        if hasattr(agent, "metrics_callback"):
+            agent.metrics_callback = tracker.log_agent_metrics
         interrupted = False
         try:
             while session.done < config.episodes and not stop.requested:

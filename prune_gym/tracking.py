@@ -34,6 +34,11 @@ class Tracker:
                           "macs_ratio": record.macs_ratio, "params_ratio": record.params_ratio,
                           "budget_met": int(record.budget_met)}, step=record.episode)
 
+    def log_agent_metrics(self, metrics: dict[str, float]) -> None:
+        """The agent's own training metrics (losses, ...), at the current step."""
+        if self.run is not None:
+            self.run.log(metrics)
+
     def finish(self, summary: dict[str, Any], plots: list[Path]) -> None:
         """Attach the summary and the PNG plots, then close the wandb run."""
         if self.run is None:

@@ -29,6 +29,8 @@ class BaseAgent:
 
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box,)
     supported_environments: ClassVar[tuple[str, ...] | None] = None
+    metrics_callback: Callable[[dict[str, float]], None] | None = None
+    """Set by the search loop: receives the agent's training metrics (losses, entropy, ...) as they are logged."""
 
     @classmethod
     def supported_action_spaces_for(cls, hyperparameters: dict[str, Any]) -> tuple[type[gym.Space], ...]:
@@ -65,6 +67,11 @@ class BaseAgent:
             rewards.append(float(reward))
             done, group_index = terminated or truncated, group_index + 1
         return rewards
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        """Hand training metrics to :attr:`metrics_callback` (nothing happens when none is set)."""
+        if self.metrics_callback is not None:
+            self.metrics_callback(metrics)
 
     def learn(self, episodes: int) -> None:
         """Run ``episodes`` more episodes of search."""
