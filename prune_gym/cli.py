@@ -203,13 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``prune-gym``; prune_gym's own errors print one line on stderr and return 2."""
+    """Run ``prune-gym``: every expected failure prints one line on stderr and returns 2 (130 when interrupted)."""
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (PruneGymError, ValueError) as error:
+    except (PruneGymError, ValueError, TypeError) as error:
         print(f"prune-gym {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a read-only folder, a missing file
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"prune-gym {args.command}: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"prune-gym {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -250,6 +250,7 @@ class RunFolder:
             raise RunError(f"cannot resume {self.path}: it has no config.json (is it a prune-gym run folder?)")
         try:
             with exclusive_lock(self.lock_path, f"run folder {self.path}"):
+                self._remove_leftovers()
                 yield self
         except BaseException:
             if create and not self.episodes_path.exists():
@@ -259,6 +260,12 @@ class RunFolder:
                     for child in self.path.iterdir():
                         (shutil.rmtree if child.is_dir() else os.remove)(child)
             raise
+
+    def _remove_leftovers(self) -> None:
+        """Partial files and checkpoint folders a killed writer left (safe: this process holds the lock)."""
+        for leftover in [*self.path.glob(".*.partial"), *self.path.glob(".checkpoint-*")]:
+            if leftover.name != ".checkpoint-previous" or (self.checkpoint_path / "checkpoint.json").exists():
+                (shutil.rmtree if leftover.is_dir() else os.remove)(leftover)
 
     # ----------------------------------------------------------------- config
     def write_config(self, config: SearchConfig) -> None:
@@ -312,17 +319,23 @@ class RunFolder:
         return summary
 
     # ------------------------------------------------------------ checkpoints
-    def new_checkpoint(self) -> Path:
-        """An empty folder to write the next checkpoint into (then :meth:`commit_checkpoint` it)."""
+    @contextlib.contextmanager
+    def new_checkpoint(self) -> Iterator[Path]:
+        """An empty folder to write the next checkpoint into; it becomes the current checkpoint when the block ends.
+
+        A crash at any moment leaves the old or the new checkpoint whole; a failure
+        inside the block (a full disk, say) removes the partial folder and re-raises.
+        """
         staging = self.path / f".checkpoint-{os.getpid()}-{time.monotonic_ns()}"
         staging.mkdir()
-        return staging
-
-    def commit_checkpoint(self, staging: Path) -> None:
-        """Make ``staging`` the current checkpoint: a crash at any moment leaves the old or the new one whole."""
-        for file in staging.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
+        try:
+            yield staging
+            for file in staging.iterdir():
+                with open(file, "rb") as handle:
+                    os.fsync(handle.fileno())
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         previous = self.path / ".checkpoint-previous"
         shutil.rmtree(previous, ignore_errors=True)
         if self.checkpoint_path.exists():

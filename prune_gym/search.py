@@ -39,7 +39,7 @@ from prune_gym.runs import WANDB_MODES, EpisodeRecord, RunFolder, SearchConfig, 
 from prune_gym.tasks import get_task
 from prune_gym.tracking import Tracker, plot_run
 from prune_gym.validation import check_choice, check_int
-from prune_gym.wrappers import EpisodeRecorder
+from prune_gym.wrappers import EpisodeBudgetExhausted, EpisodeRecorder
 
 INTERRUPTED_EXIT_CODE = 130
 
@@ -97,10 +97,6 @@ def default_run_dir(config: SearchConfig) -> Path:
     return Path("runs") / f"{config.task}-{config.env.split('-')[0]}-{agent}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-class _SearchDone(Exception):
-    """Raised from the episode callback once the requested episodes are done (agents may overshoot)."""
-
-
 class _StopRequests:
     """Turns the first SIGINT/SIGTERM into a request to stop after the running episode; a second SIGINT interrupts at once."""
 
@@ -151,18 +147,20 @@ class _Session:
             self.tracker.log_episode(record, self.best)
         self.bar.set_postfix(best=f"{self.best.episode_return:.4f}", acc=f"{self.best.score:.3f}", macs=f"{self.best.macs_ratio:.3f}")
         self.bar.update()
-        if self.done >= self.config.episodes:
-            raise _SearchDone
 
 
 def _save_checkpoint(folder: RunFolder, agent: Any, env: Any, episodes: int) -> None:
-    staging = folder.new_checkpoint()
-    agent.save(staging / "agent")
-    if env.weights_changed:
-        weights = {k: v.detach().cpu() for k, v in env.network.model.state_dict().items()}
-        torch.save(weights, staging / "weights.pt")
-    (staging / "checkpoint.json").write_text(json.dumps({"episodes": episodes}))
-    folder.commit_checkpoint(staging)
+    """The agent's state (and weights it fine-tuned) after ``episodes`` episodes, replacing the last checkpoint atomically."""
+    try:
+        with folder.new_checkpoint() as staging:
+            agent.save(staging / "agent")
+            if env.weights_changed:
+                weights = {k: v.detach().cpu() for k, v in env.network.model.state_dict().items()}
+                torch.save(weights, staging / "weights.pt")
+            (staging / "checkpoint.json").write_text(json.dumps({"episodes": episodes}))
+    except OSError as error:
+        raise RunError(f"could not write the agent checkpoint in {folder.path} ({error.strerror or error}); every finished "
+                       f"episode is in episodes.csv: free some space, then `prune-gym search --resume {folder.path}`") from None
 
 
 def _restore_checkpoint(folder: RunFolder, agent: Any, env: Any, device: str) -> int:
@@ -196,54 +194,67 @@ def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: 
         config = resolve_config(config)
         folder = RunFolder(run_dir if run_dir is not None else default_run_dir(config))
     with folder.writing(create=not resume), _StopRequests() as stop:
-        warning = folder.repair_episodes() if resume else None
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
-        env = gym.make(config.env, task=config.task, **config.env_kwargs,
-                       **{name: getattr(config, name) for name in SearchConfig.ENV_FIELDS})
-        pruning_env = env.unwrapped
-        assert isinstance(pruning_env, PruningEnv)
-        records, _ = folder.episodes([group.num_channels for group in pruning_env.network.groups])
-        if not resume:
-            config = dataclasses.replace(config, agent_kwargs=agent_hyperparameters(config.agent, config.agent_kwargs))
-        session = _Session(config, folder, records, progress)
-        last = records[-1] if records else None
-        recorder = EpisodeRecorder(env, session.on_episode, start_episode=len(records),
-                                   evaluations_offset=last.evaluations if last else 0, seconds_offset=last.seconds if last else 0.0)
-        agent = make_agent(config.agent, recorder, seed=config.seed, **config.agent_kwargs)
-        if resume:
-            seen = _restore_checkpoint(folder, agent, pruning_env, str(pruning_env.device))
-            if seen < len(records):
-                print(f"note: the agent resumes from its checkpoint after episode {seen}; episodes {seen}-{len(records) - 1} "
-                      "were recorded after it (the process was killed) and stay in episodes.csv", file=sys.stderr)
-        else:
-            folder.write_config(config)
-        tracker = session.tracker = Tracker(config, folder.path)
-        if hasattr(agent, "metrics_callback"):
-            agent.metrics_callback = tracker.log_agent_metrics
-        interrupted = False
         try:
-            while session.done < config.episodes and not stop.requested:
-                before = session.done
-                agent.learn(1)
-                if session.done == before:
-                    raise RuntimeError(f"agent {config.agent!r} ran learn(1) without finishing an episode")
-                if session.done % config.checkpoint_every == 0 or stop.requested:
-                    _save_checkpoint(folder, agent, pruning_env, session.done)
-        except _SearchDone:
-            pass
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            session.bar.close()
-        interrupted = interrupted or (stop.requested and session.done < config.episodes)
-        if not interrupted:
-            _save_checkpoint(folder, agent, pruning_env, session.done)
-        summary = summarise(config, pruning_env, folder, session.records, interrupted)
-        folder.write_summary(summary)
-        plots = plot_run(folder.path) if session.records else []
-        tracker.finish(summary, plots)
-        env.close()
+            return _search(folder, config, resume, progress, stop)
+        except OSError as error:
+            where = f" ({error.filename})" if error.filename else ""
+            raise RunError(f"the search stopped: {error.strerror or error}{where}; every finished episode is in "
+                           f"{folder.episodes_path}: free some space, then `prune-gym search --resume {folder.path}`") from None
+
+
+def _search(folder: RunFolder, config: SearchConfig, resume: bool, progress: bool, stop: _StopRequests) -> dict[str, Any]:
+    """The body of :func:`run_search`, holding the folder's lock."""
+    warning = folder.repair_episodes() if resume else None
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    env = gym.make(config.env, task=config.task, **config.env_kwargs,
+                   **{name: getattr(config, name) for name in SearchConfig.ENV_FIELDS})
+    pruning_env = env.unwrapped
+    assert isinstance(pruning_env, PruningEnv)
+    records, _ = folder.episodes([group.num_channels for group in pruning_env.network.groups])
+    if not resume:
+        config = dataclasses.replace(config, agent_kwargs=agent_hyperparameters(config.agent, config.agent_kwargs))
+    session = _Session(config, folder, records, progress)
+    last = records[-1] if records else None
+    recorder = EpisodeRecorder(env, session.on_episode, start_episode=len(records),
+                               evaluations_offset=last.evaluations if last else 0, seconds_offset=last.seconds if last else 0.0,
+                               max_episodes=config.episodes)
+    agent = make_agent(config.agent, recorder, seed=config.seed, **config.agent_kwargs)
+    if resume:
+        seen = _restore_checkpoint(folder, agent, pruning_env, str(pruning_env.device))
+        if seen < len(records):
+            print(f"note: the agent resumes from its checkpoint after episode {seen}; episodes {seen}-{len(records) - 1} "
+                  "were recorded after it (the process was killed) and stay in episodes.csv", file=sys.stderr)
+    else:
+        folder.write_config(config)
+    tracker = session.tracker = Tracker(config, folder.path)
+    if hasattr(agent, "metrics_callback"):
+        agent.metrics_callback = tracker.log_agent_metrics
+    interrupted, checkpointed = False, session.done
+    try:
+        while session.done < config.episodes and not stop.requested:
+            before = session.done
+            agent.learn(1)
+            if session.done == before:
+                raise RunError(f"agent {config.agent!r} returned from learn(1) without finishing an episode: "
+                               "an agent's learn(episodes) must run that many episodes")
+            if session.done - checkpointed >= config.checkpoint_every or stop.requested:
+                _save_checkpoint(folder, agent, pruning_env, session.done)
+                checkpointed = session.done
+    except EpisodeBudgetExhausted:
+        pass
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        session.bar.close()
+    interrupted = interrupted or (stop.requested and session.done < config.episodes)
+    if not interrupted:
+        _save_checkpoint(folder, agent, pruning_env, session.done)
+    summary = summarise(config, pruning_env, folder, session.records, interrupted)
+    folder.write_summary(summary)
+    plots = plot_run(folder.path) if session.records else []
+    tracker.finish(summary, plots)
+    env.close()
     return summary
 
 

@@ -46,16 +46,20 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Writer) -> None
     target keeps its previous content and no temporary file is left behind.
     """
     path = Path(path)
+    if isinstance(content, str):
+        data = content.encode()
+    elif isinstance(content, bytes):
+        data = content
+    else:  # rendered in memory first, so that a full disk is an OSError here and not inside the writer's library
+        buffer = io.BytesIO()
+        content(buffer)
+        data = buffer.getvalue()
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        with open(temporary, "wb") as handle:
-            if isinstance(content, str):
-                handle.write(content.encode())
-            elif isinstance(content, bytes):
-                handle.write(content)
-            else:
-                content(handle)
-            handle.flush()
+        with open(temporary, "wb", buffering=0) as handle:
+            view = memoryview(data)
+            while view:
+                view = view[handle.write(view) or 0:]
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     finally:
@@ -137,20 +141,24 @@ class ChecksummedCSV:
         Raises:
             RunError: the write failed (a full disk, say); the file is cut back to its last complete row.
         """
-        text = _line([str(row[field]) for field in self.fields])
-        with open(self.path, "ab") as handle:
-            size = handle.tell()
+        data = _line([str(row[field]) for field in self.fields]).encode()
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            size = os.fstat(descriptor).st_size
+            if size == 0:
+                data = _line(self.fields).encode() + data
             try:
-                if size == 0:
-                    handle.write(_line(self.fields).encode())
-                handle.write(text.encode())
-                handle.flush()
-                os.fsync(handle.fileno())
+                written = 0
+                while written < len(data):  # unbuffered: a failure surfaces here, not at close
+                    written += os.write(descriptor, data[written:])
+                os.fsync(descriptor)
             except OSError as error:
                 with contextlib.suppress(OSError):
-                    handle.truncate(size)
+                    os.ftruncate(descriptor, size)
                 raise RunError(f"could not append to {self.path} ({error.strerror or error}); "
-                               "free some space, then resume the run") from error
+                               "free some space, then resume the run") from None
+        finally:
+            os.close(descriptor)
 
 
 @contextlib.contextmanager

@@ -11,6 +11,10 @@ import gymnasium as gym
 from prune_gym.runs import EpisodeRecord
 
 
+class EpisodeBudgetExhausted(Exception):
+    """Raised by :class:`EpisodeRecorder` when an agent steps past its episode budget (before anything is evaluated)."""
+
+
 class EpisodeRecorder(gym.Wrapper):
     """Calls ``callback(record)`` with an :class:`~prune_gym.runs.EpisodeRecord` at the end of every episode.
 
@@ -18,13 +22,18 @@ class EpisodeRecorder(gym.Wrapper):
     tianshou or hand-rolled, reports its episodes without knowing about it.
     ``episodes`` keeps every record of this wrapper's lifetime. Records count
     reward evaluations and wall seconds from ``evaluations_offset`` and
-    ``seconds_offset`` (what a resumed search had already spent).
+    ``seconds_offset`` (what a resumed search had already spent). With
+    ``max_episodes`` (counted from episode 0), the first ``step`` of an episode past
+    the budget raises :class:`EpisodeBudgetExhausted`: agents that collect
+    several episodes at a time (on-policy rollouts) get no extra evaluation, while
+    an agent that stops at the budget finishes its last episode normally.
     """
 
     def __init__(self, env: gym.Env, callback: Callable[[EpisodeRecord], None] | None = None, start_episode: int = 0,
-                 evaluations_offset: int = 0, seconds_offset: float = 0.0) -> None:
+                 evaluations_offset: int = 0, seconds_offset: float = 0.0, max_episodes: int | None = None) -> None:
         super().__init__(env)
         self.callback = callback
+        self.max_episodes = max_episodes
         self.episodes: list[EpisodeRecord] = []
         self._next_episode = start_episode
         self._evaluations_offset = evaluations_offset
@@ -38,6 +47,8 @@ class EpisodeRecorder(gym.Wrapper):
         return self.env.reset(**kwargs)
 
     def step(self, action: Any):
+        if self.max_episodes is not None and self._next_episode >= self.max_episodes:
+            raise EpisodeBudgetExhausted(f"the budget of {self.max_episodes} episodes is spent")
         observation, reward, terminated, truncated, info = self.env.step(action)
         self._return += float(reward)
         self._rates.append(float(info["rate_pruned"]))

@@ -10,6 +10,7 @@ info dicts and renders the episode.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
@@ -28,6 +29,11 @@ from prune_gym.rewards import get_reward
 from prune_gym.state import EpisodeState
 from prune_gym.tasks import Task, fine_tune, get_task
 from prune_gym.validation import check_bool, check_choice, check_device, check_int, check_real, invalid
+
+# A process forked from one whose torch thread pool has run (gymnasium's AsyncVectorEnv forks by default, after
+# building one environment in the parent) deadlocks in its first parallel torch operation. Forked children run
+# torch on one thread: they never touch the inherited pool, and vectorised environments are parallel already.
+os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
 
 
 class PruningEnv(gym.Env):

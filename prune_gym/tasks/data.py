@@ -16,7 +16,6 @@ Held as tensors, not DataLoaders: twice as fast on a CPU.
 from __future__ import annotations
 
 import gzip
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,8 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from prune_gym.errors import DatasetUnavailableError
-from prune_gym.paths import data_root
+from prune_gym.paths import cache_dir, data_root
 from prune_gym.registry import Registry
+from prune_gym.storage import write_atomic
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 _STATS = {  # per-channel (mean, std) of the training images in [0, 1]
@@ -76,6 +76,42 @@ class Splits:
         return Splits(*(getattr(self, name).to(device).contiguous() for name in self.__dataclass_fields__))
 
 
+def check_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, name: str) -> DatasetArrays:
+    """Validate user data and return it as :class:`DatasetArrays` (float32 images, int64 labels).
+
+    Images: 4-D (N, C, H, W), finite. Labels: integers >= 0, one per image
+    ``(N,)``, or one per pixel ``(N, H, W)`` for segmentation; at least two classes.
+
+    Raises:
+        ValueError: one line naming the task, the part and what is wrong.
+    """
+    parts = {}
+    for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
+        x, y = torch.as_tensor(x), torch.as_tensor(y)
+        if x.dim() != 4:
+            raise ValueError(f"task {name!r}: {part} images have shape {tuple(x.shape)}; expected (N, channels, height, width)")
+        if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
+            raise ValueError(f"task {name!r}: {part} labels are {y.dtype}; expected integer class indices (cast them with .long())")
+        if len(y) != len(x):
+            raise ValueError(f"task {name!r}: {len(x)} {part} images but {len(y)} labels; give one label per image")
+        if y.shape[1:] not in ((), tuple(x.shape[2:])):
+            raise ValueError(f"task {name!r}: {part} labels have shape {tuple(y.shape)}; expected ({len(x)},) or per pixel "
+                             f"({len(x)}, {x.shape[2]}, {x.shape[3]})")
+        if len(y) and int(y.min()) < 0:
+            raise ValueError(f"task {name!r}: {part} labels include {int(y.min())}; class indices start at 0")
+        x = x.float()
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"task {name!r}: {part} images contain NaN or inf; clean or drop those images")
+        parts[part] = (x.contiguous(), y.long())
+    if parts["train"][0].shape[1:] != parts["test"][0].shape[1:]:
+        raise ValueError(f"task {name!r}: train images are {tuple(parts['train'][0].shape[1:])}, test images "
+                         f"{tuple(parts['test'][0].shape[1:])}; both need the same (channels, height, width)")
+    arrays = DatasetArrays(*parts["train"], *parts["test"])
+    if arrays.num_classes < 2:
+        raise ValueError(f"task {name!r}: the labels hold a single class; a classifier needs at least two")
+    return arrays
+
+
 def _normalise(images: torch.Tensor, name: str) -> torch.Tensor:
     """uint8 or [0, 1] images (N, C, H, W) -> float32 normalised with the dataset's statistics."""
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
@@ -105,16 +141,41 @@ def _load_digits(root: Path, download: bool) -> DatasetArrays:
     return DatasetArrays(images[train], labels[train], images[test], labels[test])
 
 
-def _torchvision(name: str, cls_name: str, folder_hint: str, prepare: Callable[[Path], None] | None = None):
+def _idx_root(root: Path, cls: Any, extra_folders: tuple[Path, ...] = ()) -> Path:
+    """The root torchvision should read an MNIST-style dataset from, without writing into ``root``.
+
+    Uncompressed idx files in ``root`` are read in place; ``.gz`` files (in
+    ``root`` or ``extra_folders``, e.g. Debian's package) are unpacked into the
+    prune_gym cache, which becomes the root. With neither, ``root`` itself (where
+    torchvision downloads when online).
+    """
+    names = [Path(url).name[:-3] for url, _ in cls.resources]  # "train-images-idx3-ubyte.gz" -> without ".gz"
+    raw = Path(cls.__name__) / "raw"
+    if all((root / raw / name).is_file() for name in names):
+        return root
+    folders = (root / raw, *extra_folders)
+    packed = [next((folder / f"{name}.gz" for folder in folders if (folder / f"{name}.gz").is_file()), None) for name in names]
+    if any(source is None for source in packed):
+        return root
+    unpacked = cache_dir() / "data"
+    for name, source in zip(names, packed):
+        target = unpacked / raw / name
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with gzip.open(source, "rb") as compressed:  # type: ignore[arg-type]
+                write_atomic(target, compressed.read())
+    return unpacked
+
+
+def _torchvision(name: str, cls_name: str, folder_hint: str, extra_folders: tuple[Path, ...] = ()) -> Callable[[Path, bool], DatasetArrays]:
     def load(root: Path, download: bool) -> DatasetArrays:
         import torchvision
 
-        if prepare is not None:
-            prepare(root)
         cls = getattr(torchvision.datasets, cls_name)
+        source = _idx_root(root, cls, extra_folders) if hasattr(cls, "resources") else root
         try:
             try:
-                train, test = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+                train, test = cls(str(source), train=True, download=False), cls(str(source), train=False, download=False)
             except RuntimeError:
                 if not download:
                     raise
@@ -131,20 +192,6 @@ def _torchvision(name: str, cls_name: str, folder_hint: str, prepare: Callable[[
         return DatasetArrays(*tensors(train), *tensors(test))
 
     return load
-
-
-def _copy_debian_fashion_mnist(root: Path) -> None:
-    """Unpack Debian's ``dataset-fashion-mnist`` .gz files where torchvision looks, if needed."""
-    raw = root / "FashionMNIST" / "raw"
-    sources = sorted(DEBIAN_FASHION_MNIST.glob("*-ubyte.gz")) if DEBIAN_FASHION_MNIST.is_dir() else []
-    for source in sources:
-        target = raw / source.name[:-3]
-        if not target.exists():
-            raw.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(".partial")
-            with gzip.open(source, "rb") as src, open(partial, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-            partial.replace(target)
 
 
 def _load_cifar10_subset(root: Path, download: bool) -> DatasetArrays:
@@ -225,7 +272,7 @@ def register_dataset(name: str, loader: DatasetLoader | None = None, *, overwrit
 for _name, _loader in (
     ("digits", _load_digits),
     ("mnist", _torchvision("mnist", "MNIST", "MNIST/raw")),
-    ("fashion-mnist", _torchvision("fashion-mnist", "FashionMNIST", "FashionMNIST/raw", _copy_debian_fashion_mnist)),
+    ("fashion-mnist", _torchvision("fashion-mnist", "FashionMNIST", "FashionMNIST/raw", (DEBIAN_FASHION_MNIST,))),
     ("cifar10", _torchvision("cifar10", "CIFAR10", "cifar-10-batches-py")),
     ("cifar10-subset", _load_cifar10_subset),
     ("mnist-scenes", _load_mnist_scenes),

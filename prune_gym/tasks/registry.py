@@ -19,7 +19,7 @@ from torch import nn
 from prune_gym.errors import CheckpointMissingError
 from prune_gym.paths import checkpoint_path
 from prune_gym.registry import Registry
-from prune_gym.tasks.data import DatasetArrays, Splits, load_dataset, make_splits
+from prune_gym.tasks.data import DatasetArrays, Splits, check_arrays, load_dataset, make_splits
 from prune_gym.tasks.metrics import evaluate, get_metric
 from prune_gym.tasks.models import build_model
 from prune_gym.tasks.training import TrainingConfig, TrainResult, load_checkpoint, save_checkpoint, train
@@ -127,7 +127,10 @@ _SPLITS: dict[tuple[str, int, int], Splits] = {}
 
 def _cached_user_data(task: Task) -> DatasetArrays:
     if task.name not in _USER_DATA:
-        _USER_DATA[task.name] = task.dataset()  # type: ignore[operator]
+        arrays = task.dataset()  # type: ignore[operator]
+        if not isinstance(arrays, DatasetArrays):
+            raise ValueError(f"task {task.name!r}: its data loader returned {type(arrays).__name__}, not DatasetArrays")
+        _USER_DATA[task.name] = check_arrays(arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test, task.name)
     return _USER_DATA[task.name]
 
 
@@ -152,21 +155,48 @@ def _add(task: Task, overwrite: bool = False) -> Task:
 def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Images and labels of an indexable (image tensor, label) dataset as two tensors."""
     images, labels = zip(*(dataset[i] for i in range(len(dataset))))
-    return torch.stack([torch.as_tensor(image) for image in images]).float(), torch.as_tensor(labels).long()
+    return torch.stack([torch.as_tensor(image) for image in images]).float(), torch.as_tensor(labels)
 
 
-def _as_data_source(data: Any) -> DataSource:
-    if isinstance(data, (str, DatasetArrays)) or callable(data):
-        return (lambda: data) if isinstance(data, DatasetArrays) else data
+def _as_data_source(data: Any, name: str) -> DataSource:
+    """A loader of the task's data; tensors given directly are validated now, loaders on first use."""
+    if isinstance(data, str) or callable(data):
+        return data
+    if isinstance(data, DatasetArrays):
+        data = (data.x_train, data.y_train, data.x_test, data.y_test)
     if isinstance(data, Sequence) and len(data) == 4:
-        x_train, y_train, x_test, y_test = (torch.as_tensor(part) for part in data)
-        arrays = DatasetArrays(x_train.float(), y_train.long(), x_test.float(), y_test.long())
+        x_train, y_train, x_test, y_test = data
+        arrays = check_arrays(x_train, y_train, x_test, y_test, name)
         return lambda: arrays
     if isinstance(data, Sequence) and len(data) == 2:
         train_set, test_set = data
         return lambda: DatasetArrays(*_stack(train_set), *_stack(test_set))
     raise TypeError("data must be a dataset name, DatasetArrays, (x_train, y_train, x_test, y_test) tensors, "
                     f"or a (train_dataset, test_dataset) pair; got {type(data).__name__}")
+
+
+def check_model(model: Any, name: str) -> None:
+    """Refuse, before any training, a model prune_gym cannot prune: not a module, unsupported layers, non-finite weights.
+
+    Raises:
+        ValueError: one line naming the task and the offending layer.
+    """
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"task {name!r}: the model factory returned {type(model).__name__}, not a torch nn.Module")
+    for layer_name, module in model.named_modules():
+        if isinstance(module, (nn.Conv1d, nn.Conv3d, nn.ConvTranspose2d)):
+            raise ValueError(f"task {name!r}: layer {layer_name} is a {type(module).__name__}; prune_gym prunes nn.Conv2d networks")
+        if isinstance(module, nn.Conv2d) and module.groups != 1 and not module.groups == module.in_channels == module.out_channels:
+            raise ValueError(f"task {name!r}: layer {layer_name} is a grouped conv (groups={module.groups}); only dense "
+                             "(groups=1) and depthwise (groups=in_channels) convs are supported")
+    for parameter_name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if isinstance(tensor, (nn.parameter.UninitializedParameter, nn.parameter.UninitializedBuffer)):
+            continue
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"task {name!r}: the model's {parameter_name} holds NaN or inf; initialise it with finite values")
+    output_layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    if not output_layers:
+        raise ValueError(f"task {name!r}: the model has no nn.Linear or nn.Conv2d layer; prune_gym prunes CNNs")
 
 
 def register_task(
@@ -206,7 +236,8 @@ def register_task(
         factory = model
     else:
         raise TypeError(f"model must be a zoo name, an nn.Module or a factory, got {type(model).__name__}")
-    task = Task(name, factory, _as_data_source(data), reward_size, TrainingConfig(**training), auto_pretrain,
+    check_model(factory() if callable(factory) else build_model(factory), name)
+    task = Task(name, factory, _as_data_source(data, name), reward_size, TrainingConfig(**training), auto_pretrain,
                 description=description, metric=metric)
     return _add(task, overwrite)
 

@@ -170,8 +170,14 @@ def load_checkpoint(path: Path, model: nn.Module, task_name: str) -> dict[str, A
         state, metadata = payload["state_dict"], payload["metadata"]
     except Exception as error:
         raise CheckpointError(f"checkpoint {path} is corrupted or not a prune_gym checkpoint ({type(error).__name__}); {fix}") from error
+    if not isinstance(metadata, dict) or not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} is not a prune_gym checkpoint (its metadata or state is not a dict); {fix}")
     if metadata.get("task") != task_name:
         raise CheckpointError(f"checkpoint {path} was written for task {metadata.get('task')!r}, not {task_name!r}; {fix}")
+    broken = [name for name, tensor in state.items()
+              if not isinstance(tensor, torch.Tensor) or (tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()))]
+    if broken:
+        raise CheckpointError(f"checkpoint {path} holds non-finite or non-tensor weights ({broken[0]}...); {fix}")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
