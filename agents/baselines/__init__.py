@@ -1,5 +1,9 @@
-"""The yardsticks every RL agent is compared against: uniform, one-step global ranking, random search."""
+"""The yardsticks every RL agent is compared against: uniform, one-step global ranking, random search.
 
-from agents.baselines.rate_schedules import GlobalRankingAgent, RandomSearchAgent, UniformAgent
+``RateBudget`` (budget-feasible rate vectors) and ``RateSearchAgent`` (one
+projected rate vector per episode) are shared with ``agents.blackbox``.
+"""
 
-__all__ = ["GlobalRankingAgent", "RandomSearchAgent", "UniformAgent"]
+from agents.baselines.rate_schedules import GlobalRankingAgent, RandomSearchAgent, RateBudget, RateSearchAgent, UniformAgent
+
+__all__ = ["GlobalRankingAgent", "RandomSearchAgent", "RateBudget", "RateSearchAgent", "UniformAgent"]
