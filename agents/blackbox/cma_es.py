@@ -9,7 +9,7 @@ import numpy as np
 from cmaes import CMA
 
 from agents.baselines import RateSearchAgent
-from agents.blackbox.random_state import random_state_to_json, set_random_state_from_json
+from agents.common import random_state_to_json, set_random_state_from_json
 
 
 def _to_json(value: Any) -> Any:

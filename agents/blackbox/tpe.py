@@ -11,7 +11,7 @@ import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 
 from agents.baselines import RateSearchAgent
-from agents.blackbox.random_state import random_state_to_json, set_random_state_from_json
+from agents.common import random_state_to_json, set_random_state_from_json
 
 
 class TPEAgent(RateSearchAgent):
