@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.baselines import RandomSearchAgent, RateBudget, UniformAgent
+from agents.baselines import RandomSearchAgent, UniformAgent
 from agents.blackbox import CMAESAgent, TPEAgent
 from prune_gym.agent_api import compatible_environment
 from prune_gym.wrappers import EpisodeRecorder
@@ -44,7 +44,7 @@ def uniform_score():
 
 def test_projection_keeps_feasible_vectors_and_makes_infeasible_ones_feasible():
     env = recorded().unwrapped
-    budget = RateBudget(env)
+    budget = env.rate_budget()
     assert budget.channels.tolist() == [6, 16] and budget.min_keep.tolist() == [2, 4], "floors ceil(C x (1 - max_rate 0.8))"
     feasible = np.array([0.5, 0.45])
     assert budget.is_feasible(feasible)

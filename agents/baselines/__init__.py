@@ -1,9 +1,9 @@
 """The yardsticks every RL agent is compared against: uniform, one-step global ranking, random search.
 
-``RateBudget`` (budget-feasible rate vectors) and ``RateSearchAgent`` (one
-projected rate vector per episode) are shared with ``agents.blackbox``.
+``RateSearchAgent`` (one rate vector per episode, projected onto the budget by
+``prune_gym.pruning.RateBudget``) is shared with ``agents.blackbox``.
 """
 
-from agents.baselines.rate_schedules import GlobalRankingAgent, RandomSearchAgent, RateBudget, RateSearchAgent, UniformAgent
+from agents.baselines.rate_schedules import GlobalRankingAgent, RandomSearchAgent, RateSearchAgent, UniformAgent
 
-__all__ = ["GlobalRankingAgent", "RandomSearchAgent", "RateBudget", "RateSearchAgent", "UniformAgent"]
+__all__ = ["GlobalRankingAgent", "RandomSearchAgent", "RateSearchAgent", "UniformAgent"]

@@ -18,89 +18,13 @@ group are ranked by the environment's ``criterion``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-import prune_gym
 from agents.common import BaseAgent
-
-
-def _bisect(meets_budget: Callable[[float], bool], low: float, high: float, iterations: int = 40) -> float:
-    """Smallest x in [low, high] with ``meets_budget(x)`` (monotone), or ``high``."""
-    for _ in range(iterations):
-        middle = (low + high) / 2
-        low, high = (low, middle) if meets_budget(middle) else (middle, high)
-    return high
-
-
-class RateBudget:
-    """Per-group pruning rates (fractions pruned) against an environment's MACs budget.
-
-    A rate vector is *feasible* when its pruned network keeps at most
-    ``macs_budget`` of the original MACs (analytic MACs of the keep-masks the
-    env's ``criterion`` ranking gives) and every group keeps at least its
-    ``max_rate`` floor, ceil(C x (1 - max_rate)) of its C channels. Played on
-    LayerRate-v0, a feasible vector is never touched by the env's budget
-    clipping: that clipping assumes every later group keeps only its floor, so
-    with the floors respected it only sees MACs <= the final, budget-meeting ones.
-    """
-
-    def __init__(self, env: prune_gym.PruningEnv) -> None:
-        self.env = env
-        self.channels = np.array([group.num_channels for group in env.network.groups])
-        self.min_keep = np.array([max(1, int(np.ceil(c * (1.0 - env.max_rate)))) for c in self.channels])
-
-    def kept_counts(self, rates: np.ndarray) -> np.ndarray:
-        """Channels each group keeps when LayerRate-v0 plays ``rates`` (as float32 actions): round(C x (1 - rate))."""
-        played = np.asarray(rates, dtype=np.float32).astype(np.float64)
-        return np.array([int(round(c * (1.0 - rate))) for c, rate in zip(self.channels, played)])
-
-    def keep_masks(self, counts: np.ndarray) -> list[np.ndarray]:
-        """Keep-masks keeping each group's ``counts`` most important channels under the env's criterion."""
-        env = self.env
-        return [env.ranking.keep_most_important(g, int(n), env.criterion) for g, n in enumerate(counts)]
-
-    def meets_budget(self, counts: np.ndarray) -> bool:
-        """Whether keeping ``counts`` channels per group keeps at most ``macs_budget`` of the original MACs."""
-        network = self.env.network
-        return network.macs_params(self.keep_masks(counts))[0] <= self.env.macs_budget * network.original_macs
-
-    def is_feasible(self, rates: np.ndarray) -> bool:
-        """Whether ``rates`` meets the budget with every group at or above its ``max_rate`` floor."""
-        counts = self.kept_counts(rates)
-        return bool(np.all(counts >= self.min_keep)) and self.meets_budget(counts)
-
-    def check_reachable(self) -> None:
-        """Raise ValueError when pruning every group by ``max_rate`` still misses the budget."""
-        if not self.meets_budget(self.min_keep):
-            raise ValueError(f"macs_budget={self.env.macs_budget} cannot be met with every group pruned by at most "
-                             f"max_rate={self.env.max_rate}: raise macs_budget or max_rate (--env-arg max_rate=0.9)")
-
-    def project(self, rates: np.ndarray) -> np.ndarray:
-        """The feasible rate vector closest to ``rates`` along a common shrink of the kept fractions.
-
-        A feasible ``rates`` is returned unchanged. Otherwise every group's kept
-        fraction 1 - rate is multiplied by the largest common factor s in [0, 1]
-        (bisection on the analytic MACs) whose channel counts
-        max(floor, round(C x s x (1 - rate))) meet the budget, so the proposal's
-        relative allocation between groups is kept; the result is the rates
-        1 - n / C of those counts. Needs :meth:`check_reachable` to hold.
-        """
-        rates = np.asarray(rates, dtype=np.float64)
-        if rates.shape != self.channels.shape or not np.all((rates >= 0) & (rates <= self.env.max_rate)):
-            raise ValueError(f"expected {len(self.channels)} pruning rates in [0, max_rate={self.env.max_rate}] "
-                             f"(one per group), got {rates!r}")
-        if self.is_feasible(rates):
-            return rates
-        kept = self.kept_counts(rates) / self.channels
-
-        def counts(shrink: float) -> np.ndarray:
-            return np.maximum(self.min_keep, np.round(self.channels * (1.0 - shrink) * kept).astype(int))
-
-        return 1.0 - counts(_bisect(lambda shrink: self.meets_budget(counts(shrink)), 0.0, 1.0)) / self.channels
+from prune_gym.pruning import bisect
 
 
 class ScheduleAgent(BaseAgent):
@@ -110,7 +34,7 @@ class ScheduleAgent(BaseAgent):
 
     def __init__(self, env: gym.Env, seed: int | None = None) -> None:
         super().__init__(env, seed)
-        self.budget = RateBudget(self.pruning_env)
+        self.budget = self.pruning_env.rate_budget()
         self.rates = np.zeros(self.episode_length)
 
     def _meets_budget_at(self, rates: np.ndarray) -> bool:
@@ -134,7 +58,7 @@ class UniformAgent(ScheduleAgent):
 
     def __init__(self, env: gym.Env, seed: int | None = None) -> None:
         super().__init__(env, seed)
-        self.rates = np.full(self.episode_length, _bisect(lambda rate: self._meets_budget_at(np.full(self.episode_length, rate)), 0.0, 1.0))
+        self.rates = self.budget.uniform_rates()
 
 
 class GlobalRankingAgent(ScheduleAgent):
@@ -148,7 +72,7 @@ class GlobalRankingAgent(ScheduleAgent):
         def rates_at(threshold: float) -> np.ndarray:
             return np.array([1 - max(int((s > threshold).sum()), 1) / len(s) for s in scores])
 
-        self.rates = rates_at(_bisect(lambda threshold: self._meets_budget_at(rates_at(threshold)), 0.0, 1.0))
+        self.rates = rates_at(bisect(lambda threshold: self._meets_budget_at(rates_at(threshold)), 0.0, 1.0))
 
 
 class RateSearchAgent(ScheduleAgent):

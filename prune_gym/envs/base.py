@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from prune_gym.observations import get_observation
-from prune_gym.pruning import ImportanceRanking, PrunableNetwork, get_importance, recalibrate_batchnorm
+from prune_gym.pruning import ImportanceRanking, PrunableNetwork, RateBudget, get_importance, recalibrate_batchnorm
 from prune_gym.pruning.batchnorm import batchnorm_layers
 from prune_gym.pruning.evaluation import MaskEvaluator
 from prune_gym.pruning.network import KeepMask
@@ -136,6 +136,10 @@ class PruningEnv(gym.Env):
         """Rank the filters of the current weights; fix the most-pruned fallback of the budget enforcement."""
         self.ranking = ImportanceRanking(self.network)
         self._most_pruned = [self.ranking.keep_most_important(g, n, self.criterion) for g, n in enumerate(self._min_keep)]
+
+    def rate_budget(self) -> RateBudget:
+        """Budget-feasible per-group rates for this environment's network, ranking, budget and ``max_rate``."""
+        return RateBudget(self.network, self.ranking, self.criterion, self.macs_budget, self.max_rate)
 
     def _initial_state(self) -> EpisodeState:
         return EpisodeState.initial(self.network, self.ranking, self.macs_budget, self.score_before,

@@ -1,6 +1,7 @@
 """The pruning core: channel groups from torch-pruning's dependency graph, masks, MACs, export, importance."""
 
 from prune_gym.pruning.batchnorm import recalibrate_batchnorm
+from prune_gym.pruning.budget import RateBudget, bisect
 from prune_gym.pruning.importance import (
     ImportanceRanking,
     UndefinedImportanceError,
@@ -17,7 +18,9 @@ __all__ = [
     "KeepMask",
     "LayerInfo",
     "PrunableNetwork",
+    "RateBudget",
     "UndefinedImportanceError",
+    "bisect",
     "count_macs_params",
     "filter_importance",
     "get_importance",
