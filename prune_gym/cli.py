@@ -91,6 +91,65 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(f"run folder and plots: {summary['run_dir']}/learning_curve.png, score_vs_macs.png")
 
 
+def _agent_config(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        config = json.loads(open(path).read())
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--agent-config {path}: not a readable JSON file ({error})") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"--agent-config {path}: expected a JSON object of hyper-parameters")
+    return config
+
+
+def _benchmark(args: argparse.Namespace) -> int:
+    from prune_gym.benchmark.executors import LocalExecutor
+    from prune_gym.benchmark.runner import run_benchmark
+
+    results = run_benchmark(args.agent, args.suite, args.out, seeds=args.seeds,
+                            agent_kwargs={**_agent_config(args.agent_config), **parse_key_values(args.agent_arg)},
+                            env_overrides=parse_key_values(args.env_arg), executor=LocalExecutor(args.workers),
+                            device=args.device, progress=not args.quiet)
+    aggregate = results["aggregates"]
+    if "iqm" in aggregate:
+        print(f"{args.agent} on {args.suite}: IQM {aggregate['iqm']:.3f} [{aggregate['iqm_ci'][0]:.3f}, {aggregate['iqm_ci'][1]:.3f}], "
+              f"mean test score after recovery {aggregate['mean_test_score']:.4f}, {len(results['runs'])} runs")
+    for failure in results["failed"]:
+        print(f"failed: {failure['entry']} seed {failure['seed']}: {failure['error']}", file=sys.stderr)
+    print(f"results: {args.out}/results.json")
+    return 2 if results["failed"] else 0
+
+
+def _leaderboard(args: argparse.Namespace) -> int:
+    from prune_gym.benchmark.leaderboard import load_results, render
+
+    text = render(load_results(args.folders))
+    if args.output:
+        from prune_gym.storage import write_atomic
+
+        write_atomic(args.output, text)
+        print(f"leaderboard written to {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    from prune_gym.tasks.checkpoints import export_checkpoint, import_checkpoint, task_checkpoint_sha256
+
+    if args.action == "sha256":
+        print(f"{task_checkpoint_sha256(args.task)}  {args.task}")
+        return 0
+    if args.file is None:
+        raise ValueError(f"checkpoint {args.action} needs a FILE")
+    if args.action == "export":
+        print(f"{args.task}: checkpoint written to {args.file} (sha256 {export_checkpoint(args.task, args.file)})")
+    else:
+        print(f"{args.task}: checkpoint {args.file} imported (sha256 {import_checkpoint(args.task, args.file)})")
+    return 0
+
+
 def _fine_tune(args: argparse.Namespace) -> int:
     from prune_gym.recovery import fine_tune_run
 
@@ -117,6 +176,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 def _listers() -> dict[str, Callable[[], list[str]]]:
     import prune_gym
+    import prune_gym.benchmark
     from prune_gym.agent_api import list_agents
 
     return {
@@ -128,6 +188,7 @@ def _listers() -> dict[str, Callable[[], list[str]]]:
         "observations": prune_gym.list_observations,
         "criteria": prune_gym.list_importance_criteria,
         "agents": list_agents,
+        "suites": prune_gym.benchmark.list_suites,
     }
 
 
@@ -149,6 +210,31 @@ def build_parser() -> argparse.ArgumentParser:
     pretrain.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     pretrain.add_argument("--quiet", action="store_true", help="no progress bar")
     pretrain.set_defaults(handler=_pretrain)
+
+    checkpoint = commands.add_parser("checkpoint", help="export, import or fingerprint a task's pretrained checkpoint")
+    checkpoint.add_argument("action", choices=["export", "import", "sha256"])
+    checkpoint.add_argument("task", help="task name")
+    checkpoint.add_argument("file", nargs="?", help="the file to write (export) or read (import)")
+    checkpoint.set_defaults(handler=_checkpoint)
+
+    benchmark = commands.add_parser("benchmark", help="score an agent on a versioned suite over seeds (resumable)")
+    benchmark.add_argument("--agent", required=True, help="agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO")
+    benchmark.add_argument("--suite", required=True, help="suite name (`prune-gym list suites`)")
+    benchmark.add_argument("--out", required=True, help="results folder (one per suite, agent and hyper-parameters)")
+    benchmark.add_argument("--seeds", type=int, nargs="*", default=None, help="seeds (default: the suite's)")
+    benchmark.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="agent hyper-parameter")
+    benchmark.add_argument("--agent-config", default=None, metavar="FILE", help="JSON file of agent hyper-parameters")
+    benchmark.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                           help="replace a suite's environment keyword (e.g. criterion=std for a uniform baseline)")
+    benchmark.add_argument("--workers", type=int, default=1, help="parallel runs on this machine (default 1)")
+    benchmark.add_argument("--device", default="cpu")
+    benchmark.add_argument("--quiet", action="store_true")
+    benchmark.set_defaults(handler=_benchmark)
+
+    leaderboard = commands.add_parser("leaderboard", help="render benchmark results folders of one suite as a markdown table")
+    leaderboard.add_argument("folders", nargs="+", metavar="DIR")
+    leaderboard.add_argument("--output", default=None, help="write the markdown here (default: print it)")
+    leaderboard.set_defaults(handler=_leaderboard)
 
     search = commands.add_parser("search", help="search a pruned network with an agent; writes a run folder")
     search.add_argument("--task", default=DEFAULTS["task"], help="task name (`prune-gym list tasks`)")
@@ -196,8 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(handler=_plot)
 
     listing = commands.add_parser("list", help="list registered tasks, environments, models, datasets, rewards, observations, "
-                                               "criteria or agents")
-    listing.add_argument("what", choices=["tasks", "environments", "models", "datasets", "rewards", "observations", "criteria", "agents"])
+                                               "criteria, agents or suites")
+    listing.add_argument("what", choices=["tasks", "environments", "models", "datasets", "rewards", "observations", "criteria", "agents",
+                                          "suites"])
     listing.set_defaults(handler=_list)
     return parser
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import os
 import socket
@@ -66,6 +67,15 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Writer) -> None
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
     _fsync_folder(path.parent)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _checksum(text: str) -> str:

@@ -1,0 +1,101 @@
+"""Aggregate scores with rliable (Agarwal et al. 2021): interval estimates, not point estimates.
+
+Normalised scores of an agent form a (seeds x entries) matrix. With
+``rliable.library.get_interval_estimates`` (stratified bootstrap: seeds are
+resampled within each entry) we report the interquartile mean (IQM), the mean
+and the optimality gap with 95% confidence intervals, the probability that one
+agent improves on another (over the entries both ran), and sample-efficiency
+curves: the IQM of the normalised best-so-far reward-split score after each
+reward evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prune_gym.errors import RunError
+
+BOOTSTRAP_REPS = 2000
+
+
+def _interval(scores: dict[str, Any], function: Any, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
+    """rliable's stratified-bootstrap point estimates and 95% intervals, seeded (reproducible to the digit)."""
+    from rliable import library
+
+    with warnings.catch_warnings():  # arch, under rliable, deprecates the RandomState that rliable hands it
+        warnings.simplefilter("ignore", FutureWarning)
+        return library.get_interval_estimates(scores, function, reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(seed))
+
+
+def score_matrix(runs: list[dict[str, Any]], key: str = "normalised") -> tuple[np.ndarray, list[str], list[int]]:
+    """(seeds x entries) matrix of ``key`` over the seeds every entry completed, with the entry names and seeds."""
+    entries = sorted({run["entry"] for run in runs})
+    by_seed: dict[int, dict[str, float]] = {}
+    for run in runs:
+        by_seed.setdefault(run["seed"], {})[run["entry"]] = run[key]
+    seeds = sorted(seed for seed, values in by_seed.items() if set(values) == set(entries))
+    return np.array([[by_seed[seed][entry] for entry in entries] for seed in seeds]), entries, seeds
+
+
+def aggregates(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """IQM, mean and optimality gap of the normalised scores with stratified-bootstrap 95% CIs, and plain summaries."""
+    from rliable import metrics
+
+    matrix, entries, seeds = score_matrix(runs)
+    if matrix.size == 0:
+        return {"entries": entries, "seeds": seeds}
+
+    def estimators(scores: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores), metrics.aggregate_optimality_gap(scores)])
+
+    points, intervals = _interval({"agent": matrix}, estimators)
+    curves = np.array([[run["normalised_proxy_curve"] for run in sorted(runs, key=lambda r: (r["seed"], r["entry"]))
+                        if run["seed"] == seed] for seed in seeds])  # seeds x entries x evaluations
+    curve_points, curve_intervals = _interval({"agent": curves}, lambda s: np.array([metrics.aggregate_iqm(s[..., t])
+                                                                                       for t in range(s.shape[-1])]))
+    return {
+        "entries": entries, "seeds": seeds,
+        "iqm": float(points["agent"][0]), "iqm_ci": intervals["agent"][:, 0].tolist(),
+        "mean": float(points["agent"][1]), "mean_ci": intervals["agent"][:, 1].tolist(),
+        "optimality_gap": float(points["agent"][2]), "optimality_gap_ci": intervals["agent"][:, 2].tolist(),
+        "mean_test_score": float(np.mean([run["test_score"] for run in runs])),
+        "mean_evaluations": float(np.mean([run["evaluations"] for run in runs])),
+        "search_seconds": float(np.sum([run["search_seconds"] for run in runs])),
+        "benchmark_seconds": float(np.sum([run.get("benchmark_seconds", 0.0) for run in runs])),
+        "sample_efficiency_iqm": curve_points["agent"].tolist(),
+        "sample_efficiency_ci": curve_intervals["agent"].tolist(),
+    }
+
+
+def probability_of_improvement(runs_x: list[dict[str, Any]], runs_y: list[dict[str, Any]]) -> dict[str, Any]:
+    """P(X > Y) over the entries both agents ran (Mann-Whitney per entry, averaged), with a 95% CI."""
+    from rliable import metrics
+
+    common = sorted({r["entry"] for r in runs_x} & {r["entry"] for r in runs_y})
+    x, _, _ = score_matrix([r for r in runs_x if r["entry"] in common])
+    y, _, _ = score_matrix([r for r in runs_y if r["entry"] in common])
+    if x.size == 0 or y.size == 0:
+        return {"entries": common}
+    points, intervals = _interval({"pair": [x, y]}, metrics.probability_of_improvement)
+    return {"entries": common, "probability": float(points["pair"]), "ci": np.ravel(intervals["pair"]).tolist()}
+
+
+def collect(out: Path) -> dict[str, Any]:
+    """Every run of a results folder (scored and failed) and the agent's aggregates."""
+    from prune_gym.benchmark.runner import MANIFEST
+
+    manifest_path = Path(out) / MANIFEST
+    if not manifest_path.exists():
+        raise RunError(f"{out} is not a prune-gym benchmark folder (no {MANIFEST}): run `prune-gym benchmark --out {out}` first")
+    manifest = json.loads(manifest_path.read_text())
+    runs, failed = [], []
+    for path in sorted(Path(out).glob("*/seed-*/score.json")):
+        runs.append(json.loads(path.read_text()))
+    for path in sorted(Path(out).glob("*/seed-*/failed.json")):
+        failed.append({key: value for key, value in json.loads(path.read_text()).items() if key != "traceback"})
+    return {**manifest, "runs": runs, "failed": failed, "aggregates": aggregates(runs)}

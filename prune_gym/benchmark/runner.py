@@ -1,0 +1,226 @@
+"""``prune-gym benchmark``: one agent on every entry and seed of a suite, resumable, scored by the suite's protocol.
+
+The results folder holds ``benchmark.json`` (suite, agent, hyper-parameters:
+a folder never mixes two), one run folder per (entry, seed)
+(``<entry>/seed-<n>/``, a normal prune-gym run folder plus ``score.json`` or
+``failed.json``), the recovery cache, and ``results.json`` (every run and the
+aggregates). A re-run skips scored runs, resumes interrupted ones and retries
+failed ones; Ctrl-C loses no finished run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import prune_gym
+from prune_gym.agent_api import agent_hyperparameters, compatible_environment, load_agent_class
+from prune_gym.benchmark.executors import Executor, LocalExecutor
+from prune_gym.benchmark.scoring import RecoveryScorer, entry_references, mask_digest, standard_error
+from prune_gym.benchmark.suites import Entry, Suite, get_suite
+from prune_gym.errors import RunError
+from prune_gym.runs import RunFolder, SearchConfig, best_episode, load_mask
+from prune_gym.search import run_search
+from prune_gym.storage import file_sha256, write_atomic
+from prune_gym.tasks import get_task
+
+MANIFEST = "benchmark.json"
+RESULTS = "results.json"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One search of a benchmark: an agent on one entry with one seed, in ``run_dir``."""
+
+    suite: str
+    entry: Entry
+    seed: int
+    agent: str
+    agent_kwargs: dict[str, Any]
+    env: str
+    env_kwargs: dict[str, Any]
+    run_dir: Path
+    cache: Path
+    device: str
+
+
+def machine() -> dict[str, Any]:
+    """What ran the benchmark: processor, cores, torch threads, device, versions and the date."""
+    cpu = platform.processor()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "prune_gym": prune_gym.__version__,
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def agent_env_kwargs(agent: str) -> dict[str, Any]:
+    """Environment keywords an agent declares it is built around (``default_env_kwargs``, e.g. its own reward)."""
+    return dict(getattr(load_agent_class(agent), "default_env_kwargs", {}) or {})
+
+
+def plan(suite: Suite, agent: str, agent_kwargs: dict[str, Any], seeds: list[int], out: Path, device: str,
+         env_overrides: dict[str, Any] | None = None) -> tuple[list[Job], list[str]]:
+    """The jobs of a benchmark, and the entries the agent cannot run on (with the reason).
+
+    An entry's environment keywords are the suite's, then those the agent declares
+    (``default_env_kwargs``), then ``env_overrides`` (e.g. ``criterion`` for the uniform baseline).
+    """
+    jobs, skipped = [], []
+    for entry in suite.entries:
+        kwargs = {**entry.env_kwargs, **agent_env_kwargs(agent), **(env_overrides or {})}
+        try:
+            env_id, action_type = compatible_environment(agent, agent_kwargs, entry.env, kwargs.get("action_type"))
+        except ValueError as error:
+            skipped.append(f"{entry.name}: {error}")
+            continue
+        for seed in seeds:
+            jobs.append(Job(suite.name, entry, seed, agent, agent_kwargs, env_id, {**kwargs, "action_type": action_type},
+                            out / entry.slug / f"seed-{seed}", out / "cache", device))
+    return jobs, skipped
+
+
+def _best_so_far(records: list[Any], episodes: int) -> list[float]:
+    """Best reward-split score among budget-meeting episodes after each episode (NaN before the first), padded to ``episodes``."""
+    best, curve = -np.inf, []
+    for record in records[:episodes]:
+        if record.budget_met:
+            best = max(best, record.score)
+        curve.append(best if np.isfinite(best) else float("nan"))
+    return curve + [curve[-1] if curve else float("nan")] * (episodes - len(curve))
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """Search, then score by the suite's protocol; returns the run's result (``status`` ok or failed, never raises)."""
+    folder = RunFolder(job.run_dir)
+    score_path = job.run_dir / "score.json"
+    if score_path.exists():
+        return json.loads(score_path.read_text())
+    (job.run_dir / "failed.json").unlink(missing_ok=True)
+    started = time.perf_counter()
+    try:
+        suite = get_suite(job.suite)
+        env_fields = {name: job.env_kwargs[name] for name in SearchConfig.ENV_FIELDS if name in job.env_kwargs}
+        config = SearchConfig(task=job.entry.task, env=job.env, agent=job.agent, macs_budget=job.entry.macs_budget,
+                              episodes=job.entry.episodes, seed=job.seed, device=job.device, agent_kwargs=job.agent_kwargs,
+                              env_kwargs={k: v for k, v in job.env_kwargs.items() if k not in env_fields}, **env_fields)
+        summary = run_search(config, job.run_dir, resume=folder.config_path.exists(), progress=False)
+        if summary["interrupted"]:
+            raise KeyboardInterrupt
+        result = score_run(job, suite, summary)
+        result["benchmark_seconds"] = time.perf_counter() - started
+        write_atomic(score_path, json.dumps(result, indent=2))
+        return result
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:
+        failure = {"entry": job.entry.name, "seed": job.seed, "agent": job.agent, "status": "failed",
+                   "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(limit=8)}
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(job.run_dir / "failed.json", json.dumps(failure, indent=2))
+        return failure
+
+
+def score_run(job: Job, suite: Suite, summary: dict[str, Any]) -> dict[str, Any]:
+    """The run's selected mask, recovered and scored on the test split, normalised against the entry's references."""
+    folder = RunFolder(job.run_dir)
+    network_widths = [group["channels"] for group in summary["groups"]]
+    records, _ = folder.episodes(network_widths)
+    best = best_episode(records)
+    if best is None:
+        raise RunError(f"{job.run_dir} finished no episode")
+    keep = load_mask(folder.best_mask_path)
+    checkpoint = folder.current_checkpoint()
+    weights = None
+    if checkpoint is not None and (checkpoint / "weights.pt").exists():
+        weights = torch.load(checkpoint / "weights.pt", map_location=job.device, weights_only=True)
+    bn_recalibration = int(job.env_kwargs.get("bn_recalibration", 0))
+    references = entry_references(job.entry, suite.recovery, suite.baseline_criterion, job.cache, job.device)
+    recovered = RecoveryScorer(job.entry.task, suite.recovery, job.cache / "recovered", job.device).score(
+        keep, bn_recalibration=bn_recalibration, weights=weights)
+    normalised = references.normalise(recovered.test_score) if best.budget_met else 0.0
+    proxy_gap = references.unpruned_proxy_score - references.uniform_proxy_score
+    curve = [(score - references.uniform_proxy_score) / proxy_gap if proxy_gap > 0 and np.isfinite(score) else 0.0
+             for score in _best_so_far(records, job.entry.episodes)]
+    return {
+        "entry": job.entry.name, "seed": job.seed, "agent": job.agent, "status": "ok" if best.budget_met else "budget-missed",
+        "env": job.env, "action_type": job.env_kwargs.get("action_type"), "best_episode": best.episode,
+        "proxy_score": best.score, "macs_ratio": best.macs_ratio, "params_ratio": best.params_ratio, "budget_met": best.budget_met,
+        "mask": mask_digest(keep), "test_scores": list(recovered.test_scores), "test_score": recovered.test_score,
+        "test_standard_error": standard_error(recovered.test_score, recovered.test_samples), "normalised": normalised,
+        "evaluations": summary["evaluations"], "episodes": summary["episodes_done"], "search_seconds": summary["seconds"],
+        "normalised_proxy_curve": curve, "references": dataclasses.asdict(references),
+    }
+
+
+def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    path = out / MANIFEST
+    if not path.exists():
+        out.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(manifest, indent=2))
+        return
+    try:
+        existing = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise RunError(f"{path} is unreadable: use another --out folder") from None
+    for key in ("suite", "agent", "agent_kwargs", "env_overrides"):
+        if existing.get(key) != manifest[key]:
+            raise RunError(f"{out} holds a benchmark of {key} {existing.get(key)!r}, not {manifest[key]!r}: "
+                           "use another --out folder (one folder per suite, agent and hyper-parameters)")
+
+
+def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int] | None = None,
+                  agent_kwargs: dict[str, Any] | None = None, env_overrides: dict[str, Any] | None = None,
+                  executor: Executor | None = None, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """Benchmark ``agent`` on every entry and seed of a suite; returns (and writes) ``results.json``.
+
+    ``env_overrides`` replace the suite's environment keywords (``criterion`` for a
+    uniform baseline with another ranking); they are part of the results' identity.
+
+    Raises:
+        ValueError: unknown suite or agent, an empty seed list, or hyper-parameters the agent rejects.
+        RunError: ``out`` holds another suite's or agent's benchmark.
+    """
+    from prune_gym.benchmark.aggregate import collect
+
+    suite = get_suite(suite_name)
+    seeds = list(suite.seeds if seeds is None else seeds)
+    if not seeds:
+        raise ValueError("--seeds is empty: give at least one seed, or leave it out for the suite's seeds")
+    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
+        raise ValueError(f"invalid seeds {seeds}: expected integers >= 0")
+    given = dict(agent_kwargs or {})
+    agent_kwargs = agent_hyperparameters(agent, given)
+    env_overrides = dict(env_overrides or {})
+    out = Path(out)
+    jobs, skipped = plan(suite, agent, agent_kwargs, seeds, out, device, env_overrides)
+    if not jobs:
+        raise ValueError(f"agent {agent!r} fits no entry of suite {suite.name!r}: " + "; ".join(skipped))
+    _check_manifest(out, {"suite": suite.name, "agent": agent, "agent_kwargs": agent_kwargs, "agent_kwargs_given": given,
+                          "env_overrides": env_overrides, "not_applicable": skipped})
+    tasks = {job.entry.task for job in jobs}
+    for task in tasks:
+        get_task(task).load_model(progress=progress)  # pretrains small tasks once, before any worker starts
+    bar = tqdm(total=len(jobs), desc=f"{agent} on {suite.name} (entries x seeds)", disable=not progress, unit="run")
+    for job, result in (executor or LocalExecutor()).run(run_job, jobs):
+        bar.set_postfix(last=f"{job.entry.name} seed {job.seed}: {result['status']}")
+        bar.update()
+    bar.close()
+    results = collect(out)
+    results["machine"] = machine()
+    results["checkpoints"] = {task: file_sha256(get_task(task).checkpoint_path()) for task in sorted(tasks)}
+    write_atomic(out / RESULTS, json.dumps(results, indent=2))
+    return results

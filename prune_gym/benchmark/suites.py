@@ -1,0 +1,158 @@
+"""Benchmark suites: named, versioned sets of pruning problems, each with one protocol for every agent.
+
+A :class:`Suite` fixes everything a score depends on: its entries (task,
+environment, MACs budget, reward protocol), the search budget of each entry (
+episodes = reward-split evaluations, the same for every agent), the seeds, and
+the recovery every pruned network gets before it is scored on the test split
+(:class:`Recovery`). A suite never changes once published: a different
+protocol is a new version (``cpu-v1``). Register your own with
+:func:`register_suite`.
+
+Built-in suites (``prune_gym.list_suites()``):
+
+* ``quick-v0``: one small entry, for tests and smoke runs (one agent, two seeds
+  in well under 3 minutes on 2 CPU cores);
+* ``cpu-v0``: the CPU leaderboard: Fashion-MNIST (10,000 test images) with a
+  residual and a plain network at several budgets, and both environments;
+* ``cifar10-v0``: the same protocol on full CIFAR-10 (ResNet-20/56, VGG-16) for
+  GPU machines; needs torchvision's CIFAR-10 and pretrained checkpoints.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prune_gym.registry import Registry
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The fine-tuning every pruned network gets before its test score counts, identical for all agents.
+
+    ``steps`` batches of the task's optimiser at a tenth of its pretraining
+    learning rate (cosine schedule), once per seed in ``seeds``; the score is
+    the mean test score over those seeds. BatchNorm statistics start from the
+    recalibrated ones when the entry's environment recalibrates.
+    """
+
+    steps: int = 200
+    seeds: tuple[int, ...] = (0, 1)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"invalid recovery steps={self.steps!r}: expected a positive number of training batches")
+        if len(self.seeds) < 1:
+            raise ValueError("a recovery protocol needs at least one fine-tuning seed")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One pruning problem of a suite: prune ``task`` to ``macs_budget`` of its MACs on ``env`` in ``episodes`` evaluations.
+
+    ``env_kwargs`` fix the reward protocol (reward, reward_samples,
+    bn_recalibration, criterion, ...). Agents whose declaration does not fit
+    ``env`` are not applicable to the entry; the action type is chosen per
+    agent from its declaration.
+    """
+
+    task: str
+    env: str = "LayerRate-v0"
+    macs_budget: float = 0.5
+    episodes: int = 200
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``task/env-budget``, e.g. ``resnet20-fashion-mnist/LayerRate-0.5``: unique within a suite."""
+        return f"{self.task}/{self.env.split('-v')[0]}-{self.macs_budget:g}"
+
+    @property
+    def slug(self) -> str:
+        """The entry's name as a folder name."""
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", self.name)
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named, versioned benchmark: entries, seeds, and the recovery protocol."""
+
+    name: str
+    entries: tuple[Entry, ...]
+    seeds: tuple[int, ...]
+    recovery: Recovery = field(default_factory=Recovery)
+    baseline_criterion: str = "l1"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]*-v\d+", self.name):
+            raise ValueError(f"invalid suite name {self.name!r}: expected a lower-case name with a version, e.g. 'my-suite-v0'")
+        if not self.entries:
+            raise ValueError(f"suite {self.name!r} has no entry")
+        names = [entry.name for entry in self.entries]
+        if len(set(names)) != len(names):
+            raise ValueError(f"suite {self.name!r} lists an entry twice: {names}")
+        if not self.seeds:
+            raise ValueError(f"suite {self.name!r} has no seed")
+
+    def entry(self, name: str) -> Entry:
+        """The entry called ``name``; unknown names list the suite's entries."""
+        for entry in self.entries:
+            if name in (entry.name, entry.slug):
+                return entry
+        raise ValueError(f"suite {self.name!r} has no entry {name!r}; its entries: {[e.name for e in self.entries]}")
+
+
+_SUITES: Registry[Suite] = Registry("suite")
+
+
+def register_suite(suite: Suite, overwrite: bool = False) -> Suite:
+    """Add ``suite`` under its name (a published name never changes meaning: register a new version instead)."""
+    return _SUITES.register(suite.name, suite, overwrite)
+
+
+def get_suite(name: str) -> Suite:
+    """The suite registered as ``name``; unknown names list the registered ones."""
+    return _SUITES.get(name)
+
+
+def list_suites() -> list[str]:
+    """Names of the registered suites."""
+    return _SUITES.names()
+
+
+_PROXY = {"reward_samples": 1000, "bn_recalibration": 100}
+
+register_suite(Suite(
+    "quick-v0",
+    entries=(Entry("lenet5-digits", "LayerRate-v0", 0.5, episodes=40, env_kwargs={"reward_samples": 300}),),
+    seeds=(0, 1),
+    recovery=Recovery(steps=20, seeds=(0, 1)),
+    description="one LeNet-5 entry on the embedded digits: tests and smoke runs, no download",
+))
+register_suite(Suite(
+    "cpu-v0",
+    entries=(
+        Entry("resnet20-fashion-mnist", "LayerRate-v0", 0.3, episodes=150, env_kwargs=_PROXY),
+        Entry("resnet20-fashion-mnist", "LayerRate-v0", 0.5, episodes=150, env_kwargs=_PROXY),
+        Entry("plain20-fashion-mnist", "LayerRate-v0", 0.5, episodes=150, env_kwargs=_PROXY),
+        Entry("resnet20-fashion-mnist", "FilterSelect-v0", 0.5, episodes=150, env_kwargs=_PROXY),
+    ),
+    seeds=(0, 1, 2, 3, 4),
+    recovery=Recovery(steps=100, seeds=(0, 1)),
+    description="Fashion-MNIST, residual and plain 20-layer networks, 0.3 and 0.5 of the MACs, both environments",
+))
+register_suite(Suite(
+    "cifar10-v0",
+    entries=(
+        Entry("resnet20-cifar10", "LayerRate-v0", 0.5, episodes=400, env_kwargs={"reward_samples": 5000, "bn_recalibration": 500}),
+        Entry("resnet56-cifar10", "LayerRate-v0", 0.5, episodes=400, env_kwargs={"reward_samples": 5000, "bn_recalibration": 500}),
+        Entry("vgg16-cifar10", "LayerRate-v0", 0.3, episodes=400, env_kwargs={"reward_samples": 5000, "bn_recalibration": 500}),
+        Entry("resnet56-cifar10", "FilterSelect-v0", 0.5, episodes=400, env_kwargs={"reward_samples": 5000, "bn_recalibration": 500}),
+    ),
+    seeds=(0, 1, 2, 3, 4),
+    recovery=Recovery(steps=3900, seeds=(0, 1)),  # 10 epochs of 50,000 images at batch 128
+    description="full CIFAR-10 (GPU): ResNet-20/56 and VGG-16, AMC's 5,000 held-out reward images",
+))
