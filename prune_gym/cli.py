@@ -135,6 +135,22 @@ def _leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fidelity(args: argparse.Namespace) -> int:
+    from prune_gym.benchmark import get_suite
+    from prune_gym.benchmark.fidelity import measure_fidelity, render_fidelity
+
+    options = {}
+    for pair in args.option:
+        key, sep, values = pair.partition("=")
+        if not sep or not key or not values:
+            raise ValueError(f"--option {pair!r}: expected KEY=V1,V2 (e.g. bn_recalibration=0,100)")
+        options[key] = [parse_key_values([f"v={value}"])["v"] for value in values.split(",")]
+    entries = args.entry or [entry.name for entry in get_suite(args.suite).entries]
+    results = [measure_fidelity(args.suite, entry, args.out, options, args.random, tuple(args.runs), args.device) for entry in entries]
+    print(render_fidelity(results))
+    return 0
+
+
 def _checkpoint(args: argparse.Namespace) -> int:
     from prune_gym.tasks.checkpoints import export_checkpoint, import_checkpoint, task_checkpoint_sha256
 
@@ -230,6 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--device", default="cpu")
     benchmark.add_argument("--quiet", action="store_true")
     benchmark.set_defaults(handler=_benchmark)
+
+    fidelity = commands.add_parser("fidelity", help="measure how well the search reward predicts the score after fine-tuning")
+    fidelity.add_argument("--suite", required=True)
+    fidelity.add_argument("--entry", action="append", default=None, help="entry name (default: every entry of the suite)")
+    fidelity.add_argument("--out", required=True, help="folder for fidelity-<entry>.json and the recovery cache")
+    fidelity.add_argument("--option", action="append", default=[], metavar="KEY=V1,V2",
+                          help="reward-protocol values to compare, e.g. bn_recalibration=0,100 (all combinations are measured)")
+    fidelity.add_argument("--random", type=int, default=24, help="budget-feasible random candidates (default 24)")
+    fidelity.add_argument("--runs", nargs="*", default=[], metavar="RUN", help="run folders whose best episodes join the candidates")
+    fidelity.add_argument("--device", default="cpu")
+    fidelity.set_defaults(handler=_fidelity)
 
     leaderboard = commands.add_parser("leaderboard", help="render benchmark results folders of one suite as a markdown table")
     leaderboard.add_argument("folders", nargs="+", metavar="DIR")

@@ -25,6 +25,7 @@ from prune_gym.pruning import ImportanceRanking, PrunableNetwork, RateBudget, ge
 from prune_gym.pruning.batchnorm import batchnorm_layers
 from prune_gym.pruning.evaluation import MaskEvaluator
 from prune_gym.pruning.network import KeepMask
+from prune_gym.pruning.recovered import RecoveringEvaluator
 from prune_gym.rewards import get_reward
 from prune_gym.state import EpisodeState
 from prune_gym.tasks import Task, fine_tune, get_task
@@ -54,6 +55,8 @@ class PruningEnv(gym.Env):
         bn_recalibration: re-estimate each candidate's BatchNorm statistics on this many training
             images before scoring it (adaptive BN, EagleEye 2020; 0 = off, AMC's protocol). Makes
             the score of heavily pruned BatchNorm networks (ResNets) informative.
+        recovery_steps: fine-tune each candidate (a copy) for this many training batches before
+            scoring it (0 = off): a slower proxy that tracks the score after fine-tuning more closely.
         batch_size: evaluation batch size.
         device: torch device for the network and the reward split.
         render_mode: ``None`` or ``"ansi"`` (a text table of the episode's decisions).
@@ -76,6 +79,7 @@ class PruningEnv(gym.Env):
         criterion: str = "l1",
         reward_samples: int | None = 1000,
         bn_recalibration: int = 0,
+        recovery_steps: int = 0,
         batch_size: int = 100,
         device: str | torch.device = "cpu",
         render_mode: Literal["ansi"] | None = None,
@@ -95,6 +99,7 @@ class PruningEnv(gym.Env):
             reward_samples = check_int("reward_samples", reward_samples, 1,
                                        "a positive number of images, or None for the whole reward split")
         bn_recalibration = check_int("bn_recalibration", bn_recalibration, 0, "a number of training images >= 0 (0 = off), e.g. 100")
+        recovery_steps = check_int("recovery_steps", recovery_steps, 0, "a number of fine-tuning batches >= 0 (0 = off), e.g. 20")
         batch_size = check_int("batch_size", batch_size, 1, "a positive integer")
         if reward_kwargs is not None and not isinstance(reward_kwargs, dict):
             raise invalid("reward_kwargs", reward_kwargs, "a dict of the reward's keyword parameters")
@@ -114,8 +119,10 @@ class PruningEnv(gym.Env):
         count = len(splits.reward_x) if reward_samples is None else min(reward_samples, len(splits.reward_x))
         self.network = PrunableNetwork(model, splits.reward_x[:1])
         recalibration_x = splits.train_x[:bn_recalibration] if bn_recalibration else None
-        self.evaluator = MaskEvaluator(self.network, splits.reward_x[:count], splits.reward_y[:count], batch_size=batch_size,
-                                       recalibration_x=recalibration_x, metric=self.task.metric)
+        reward_split = (self.network, splits.reward_x[:count], splits.reward_y[:count])
+        evaluation: dict[str, Any] = dict(batch_size=batch_size, recalibration_x=recalibration_x, metric=self.task.metric)
+        self.evaluator = (RecoveringEvaluator(*reward_split, splits=splits, training=self.task.training, recovery_steps=recovery_steps,
+                                              **evaluation) if recovery_steps else MaskEvaluator(*reward_split, **evaluation))
         self.score_before = self.evaluator.score(self.network.full_mask())
         self.max_filters = max(group.num_channels for group in self.network.groups)
         self._min_keep = [max(1, int(np.ceil(g.num_channels * (1.0 - self.max_rate)))) for g in self.network.groups]
