@@ -166,6 +166,19 @@ def score_run(job: Job, suite: Suite, summary: dict[str, Any]) -> dict[str, Any]
     }
 
 
+def _preflight(job: Job) -> None:
+    """Build the first job's environment and agent once, so hyper-parameters the agent rejects fail before any run starts."""
+    import gymnasium as gym
+
+    from prune_gym.agent_api import make_agent
+
+    env = gym.make(job.env, task=job.entry.task, macs_budget=job.entry.macs_budget, device=job.device, **job.env_kwargs)
+    try:
+        make_agent(job.agent, env, seed=job.seed, **job.agent_kwargs)
+    finally:
+        env.close()
+
+
 def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
     path = out / MANIFEST
     if not path.exists():
@@ -214,6 +227,7 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     tasks = {job.entry.task for job in jobs}
     for task in tasks:
         get_task(task).load_model(progress=progress)  # pretrains small tasks once, before any worker starts
+    _preflight(jobs[0])
     bar = tqdm(total=len(jobs), desc=f"{agent} on {suite.name} (entries x seeds)", disable=not progress, unit="run")
     for job, result in (executor or LocalExecutor()).run(run_job, jobs):
         bar.set_postfix(last=f"{job.entry.name} seed {job.seed}: {result['status']}")

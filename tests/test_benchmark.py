@@ -1,0 +1,167 @@
+"""The benchmark protocol on a tiny real suite: suites, scored runs, resume/skip, failures, aggregates, leaderboard, fidelity."""
+
+import json
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import prune_gym
+from prune_gym.benchmark import Entry, Recovery, Suite, get_suite, list_suites, register_suite
+from prune_gym.benchmark.aggregate import aggregates, probability_of_improvement
+from prune_gym.benchmark.fidelity import rank_agreement
+from prune_gym.cli import main
+from prune_gym.tasks.checkpoints import task_checkpoint_sha256
+
+TINY = register_suite(Suite("test-tiny-v0", entries=(Entry("lenet5-digits", "LayerRate-v0", 0.5, episodes=12,
+                                                           env_kwargs={"reward_samples": 200}),),
+                            seeds=(0, 1), recovery=Recovery(steps=10, seeds=(0, 1))), overwrite=True)
+
+
+def test_suites_are_registered_by_versioned_name():
+    assert {"quick-v0", "cpu-v0", "cifar10-v0", "test-tiny-v0"} <= set(list_suites())
+    quick = get_suite("quick-v0")
+    assert quick.entries[0].name == "lenet5-digits/LayerRate-0.5" and len(quick.seeds) >= 2
+    with pytest.raises(ValueError, match="already registered"):
+        register_suite(TINY)
+    with pytest.raises(ValueError, match="with a version"):
+        Suite("no-version", entries=TINY.entries, seeds=(0,))
+    with pytest.raises(ValueError, match="registered suites"):
+        get_suite("nope-v0")
+
+
+def test_benchmark_scores_every_seed_skips_finished_runs_and_renders_a_leaderboard(tmp_path, capsys):
+    out = tmp_path / "random"
+    assert main(["benchmark", "--agent", "random-search", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [run["seed"] for run in results["runs"]] == [0, 1] and not results["failed"]
+    run = results["runs"][0]
+    assert run["status"] == "ok" and run["episodes"] == 12 and run["macs_ratio"] <= 0.5
+    assert len(run["test_scores"]) == 2 and 0.5 < run["test_score"] <= 1.0
+    references = run["references"]
+    assert run["normalised"] == pytest.approx((run["test_score"] - references["uniform_test_score"])
+                                              / (references["unpruned_test_score"] - references["uniform_test_score"]))
+    assert len(run["normalised_proxy_curve"]) == 12 and np.all(np.diff(run["normalised_proxy_curve"]) >= 0), "best so far"
+    assert results["checkpoints"]["lenet5-digits"] == task_checkpoint_sha256("lenet5-digits")
+    scored = (out / "lenet5-digits_LayerRate-0.5" / "seed-0" / "score.json").stat().st_mtime_ns
+    assert main(["benchmark", "--agent", "random-search", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 0
+    assert (out / "lenet5-digits_LayerRate-0.5" / "seed-0" / "score.json").stat().st_mtime_ns == scored, "a re-run skips scored runs"
+
+    baseline = tmp_path / "uniform"
+    assert main(["benchmark", "--agent", "uniform", "--suite", "test-tiny-v0", "--out", str(baseline), "--quiet"]) == 0
+    uniform = json.loads((baseline / "results.json").read_text())
+    assert [r["normalised"] for r in uniform["runs"]] == [0.0, 0.0], "uniform L1 is the normalisation's zero"
+    capsys.readouterr()
+    assert main(["leaderboard", str(out), str(baseline), "--output", str(tmp_path / "LEADERBOARD.md")]) == 0
+    table = (tmp_path / "LEADERBOARD.md").read_text()
+    assert "| random-search |" in table and "| uniform |" in table and "test-tiny-v0" in table
+
+
+def test_a_third_party_agent_runs_through_the_same_commands_and_failures_are_recorded(tmp_path, monkeypatch, capsys):
+    package = tmp_path / "site" / "fragile_pruner"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text(textwrap.dedent('''
+        import gymnasium as gym
+        import numpy as np
+
+        class HalfAgent:
+            """Prunes half of every group; fails on seed 1 to show how a failing run is recorded."""
+            supported_action_spaces = (gym.spaces.Box,)
+            supported_environments = ("LayerRate-v0",)
+            def __init__(self, env, seed=None):
+                self.env, self.seed = env, seed
+            def learn(self, episodes):
+                if self.seed == 1:
+                    raise RuntimeError("diverged on seed 1")
+                for _ in range(episodes):
+                    self.env.reset()
+                    done = False
+                    while not done:
+                        _, _, done, _, _ = self.env.step(np.array([0.5], dtype=np.float32))
+            def predict(self, observation, deterministic=True):
+                return np.array([0.5], dtype=np.float32)
+            def save(self, path): pass
+            def load(self, path): pass
+    '''))
+    info = tmp_path / "site" / "fragile_pruner-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fragile-pruner\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[prune_gym.agents]\nhalf = fragile_pruner:HalfAgent\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    out = tmp_path / "half"
+    assert main(["benchmark", "--agent", "half", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 2
+    assert "failed: lenet5-digits/LayerRate-0.5 seed 1: RuntimeError: diverged on seed 1" in capsys.readouterr().err
+    results = json.loads((out / "results.json").read_text())
+    assert [run["seed"] for run in results["runs"]] == [0] and results["failed"][0]["seed"] == 1
+    assert main(["leaderboard", str(out)]) == 0 and "| half | " in capsys.readouterr().out
+    sys.modules.pop("fragile_pruner", None)
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--agent", "random-search", "--suite", "nope-v0"], ["unknown suite", "quick-v0"]),
+    (["--agent", "random-search", "--suite", "test-tiny-v0", "--seeds"], ["--seeds is empty"]),
+    (["--agent", "nope", "--suite", "test-tiny-v0"], ["unknown agent", "installed agents"]),
+    (["--agent", "ddpg", "--suite", "test-tiny-v0", "--agent-arg", "bogus=1"], ["bogus"]),
+    (["--agent", "try-and-learn", "--suite", "test-tiny-v0"], ["fits no entry", "cannot run on LayerRate-v0"]),
+])
+def test_bad_benchmark_input_is_one_line(tmp_path, capsys, arguments, words):
+    assert main(["benchmark", *arguments, "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1
+    for word in words:
+        assert word in error
+
+
+def test_a_results_folder_of_another_suite_or_agent_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out).mkdir()
+    (out / "benchmark.json").write_text(json.dumps({"suite": "quick-v0", "agent": "random-search", "agent_kwargs": {},
+                                                     "env_overrides": {}}))
+    assert main(["benchmark", "--agent", "random-search", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 2
+    assert "holds a benchmark of suite 'quick-v0'" in capsys.readouterr().err
+
+
+def test_aggregates_match_a_hand_computed_iqm_and_probability_of_improvement():
+    rng = np.random.default_rng(0)
+    scores = rng.normal(0.5, 0.2, size=(5, 4))  # seeds x entries
+    runs = [{"entry": f"e{e}", "seed": s, "normalised": scores[s, e], "test_score": 0.9, "evaluations": 10, "search_seconds": 1.0,
+             "normalised_proxy_curve": [0.0, scores[s, e]]} for s in range(5) for e in range(4)]
+    result = aggregates(runs)
+    assert result["iqm"] == pytest.approx(stats.trim_mean(scores.ravel(), 0.25))
+    assert result["mean"] == pytest.approx(scores.mean())
+    assert result["iqm_ci"][0] <= result["iqm"] <= result["iqm_ci"][1]
+    worse = [{**run, "normalised": run["normalised"] - 1.0} for run in runs]
+    assert probability_of_improvement(runs, worse)["probability"] == pytest.approx(1.0)
+    assert probability_of_improvement(runs, runs)["probability"] == pytest.approx(0.5)
+
+
+def test_rank_agreement_reports_tau_and_rho_with_intervals():
+    truth = list(np.linspace(0.5, 0.9, 12))
+    perfect = rank_agreement(truth, truth)
+    assert perfect["kendall_tau"]["value"] == pytest.approx(1.0) and perfect["top_quarter_spearman_rho"]["value"] == pytest.approx(1.0)
+    reversed_ = rank_agreement(truth[::-1], truth)
+    assert reversed_["kendall_tau"]["value"] == pytest.approx(-1.0)
+    noisy = rank_agreement(list(np.array(truth) + np.random.default_rng(1).normal(0, 0.1, 12)), truth)
+    low, high = noisy["kendall_tau"]["ci"]
+    assert -1 <= low <= noisy["kendall_tau"]["value"] <= high <= 1
+
+
+def test_fidelity_command_measures_each_reward_protocol(tmp_path, capsys):
+    assert main(["fidelity", "--suite", "test-tiny-v0", "--out", str(tmp_path), "--random", "4", "--option", "reward_samples=50,200"]) == 0
+    result = json.loads((tmp_path / "fidelity-lenet5-digits_LayerRate-0.5.json").read_text())
+    assert len(result["options"]) == 2 and len(result["candidates"]) >= 6, "uniform with each criterion and random rates"
+    assert all(row["seconds_per_evaluation"] > 0 for row in result["options"])
+    assert "reward_samples=200" in capsys.readouterr().out
+
+
+def test_checkpoints_export_and_import_with_their_sha256(tmp_path, capsys):
+    prune_gym.get_task("lenet5-digits").load_model()
+    assert main(["checkpoint", "export", "lenet5-digits", str(tmp_path / "lenet.pt")]) == 0
+    digest = task_checkpoint_sha256("lenet5-digits")
+    assert digest in capsys.readouterr().out
+    assert main(["checkpoint", "import", "lenet5-digits", str(tmp_path / "lenet.pt")]) == 0
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    assert main(["checkpoint", "import", "lenet5-digits", str(tmp_path / "bad.pt")]) == 2
+    assert "bad.pt" in capsys.readouterr().err
