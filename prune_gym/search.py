@@ -24,6 +24,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -126,8 +127,9 @@ class _StopRequests:
 class _Session:
     """Per-episode bookkeeping of one search: the CSV, the best mask, the tracker and the progress bar."""
 
-    def __init__(self, config: SearchConfig, folder: RunFolder, records: list[EpisodeRecord], progress: bool) -> None:
-        self.config, self.folder = config, folder
+    def __init__(self, config: SearchConfig, folder: RunFolder, records: list[EpisodeRecord], progress: bool,
+                 on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None = None) -> None:
+        self.config, self.folder, self.callback = config, folder, on_episode
         self.tracker: Tracker | None = None
         self.records = records
         self.best = best_episode(records)
@@ -145,6 +147,8 @@ class _Session:
             save_mask(self.folder.best_mask_path, record.keep_mask)
         if self.tracker is not None:
             self.tracker.log_episode(record, self.best)
+        if self.callback is not None:
+            self.callback(record, self.best)
         self.bar.set_postfix(best=f"{self.best.episode_return:.4f}", acc=f"{self.best.score:.3f}", macs=f"{self.best.macs_ratio:.3f}")
         self.bar.update()
 
@@ -178,8 +182,11 @@ def _restore_checkpoint(folder: RunFolder, agent: Any, env: Any, device: str) ->
                        f"delete that folder to resume without it (the agent then starts afresh)") from None
 
 
-def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True) -> dict[str, Any]:
+def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+               on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None = None) -> dict[str, Any]:
     """Run (or resume) a search; returns the summary also written to ``summary.json``.
+
+    ``on_episode(record, best)`` is called after each episode is on disk (e.g. to report to a tuner).
 
     Raises:
         ValueError: an invalid configuration (nothing is written).
@@ -195,14 +202,15 @@ def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: 
         folder = RunFolder(run_dir if run_dir is not None else default_run_dir(config))
     with folder.writing(create=not resume), _StopRequests() as stop:
         try:
-            return _search(folder, config, resume, progress, stop)
+            return _search(folder, config, resume, progress, stop, on_episode)
         except OSError as error:
             where = f" ({error.filename})" if error.filename else ""
             raise RunError(f"the search stopped: {error.strerror or error}{where}; every finished episode is in "
                            f"{folder.episodes_path}: free some space, then `prune-gym search --resume {folder.path}`") from None
 
 
-def _search(folder: RunFolder, config: SearchConfig, resume: bool, progress: bool, stop: _StopRequests) -> dict[str, Any]:
+def _search(folder: RunFolder, config: SearchConfig, resume: bool, progress: bool, stop: _StopRequests,
+            on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None) -> dict[str, Any]:
     """The body of :func:`run_search`, holding the folder's lock."""
     warning = folder.repair_episodes() if resume else None
     if warning:
@@ -214,7 +222,7 @@ def _search(folder: RunFolder, config: SearchConfig, resume: bool, progress: boo
     records, _ = folder.episodes([group.num_channels for group in pruning_env.network.groups])
     if not resume:
         config = dataclasses.replace(config, agent_kwargs=agent_hyperparameters(config.agent, config.agent_kwargs))
-    session = _Session(config, folder, records, progress)
+    session = _Session(config, folder, records, progress, on_episode)
     last = records[-1] if records else None
     recorder = EpisodeRecorder(env, session.on_episode, start_episode=len(records),
                                evaluations_offset=last.evaluations if last else 0, seconds_offset=last.seconds if last else 0.0,
