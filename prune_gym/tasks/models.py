@@ -9,6 +9,8 @@ name               what                                   published (MACs / para
 ``resnet56``       CIFAR ResNet-56                         1.25e8 / 8.5e5
 ``resnet110``      CIFAR ResNet-110                        2.53e8 / 1.72e6
 ``plain20``        ResNet-20 without shortcuts (AMC)       -
+``resnet20-slim``  ResNet-20 at half width (8/16/32)       -
+``plain20-slim``   Plain-20 at half width (8/16/32)        -
 ``mobilenetv2``    MobileNetV2 for 32x32 inputs            -
 ``fcn``            segmentation encoder-decoder, 32x32     -
 =================  =====================================  =================
@@ -110,23 +112,24 @@ class BasicBlock(nn.Module):
 
 
 class CifarResNet(nn.Module):
-    """He et al.'s CIFAR ResNet of depth 6n+2 (stages of 16/32/64 channels); ``residual=False`` gives the plain net."""
+    """He et al.'s CIFAR ResNet of depth 6n+2, stages of ``base``/2 ``base``/4 ``base`` channels (16/32/64);
+    ``residual=False`` gives the plain net."""
 
-    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3, residual: bool = True) -> None:
+    def __init__(self, depth: int, num_classes: int = 10, in_channels: int = 3, residual: bool = True, base: int = 16) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 56, 110, ...), got {depth}")
         blocks = (depth - 2) // 6
-        self.stem = nn.Sequential(*_conv_bn(in_channels, 16), nn.ReLU())
-        stages, width = [], 16
-        for stage, out_channels in enumerate((16, 32, 64)):
+        self.stem = nn.Sequential(*_conv_bn(in_channels, base), nn.ReLU())
+        stages, width = [], base
+        for stage, out_channels in enumerate((base, 2 * base, 4 * base)):
             for index in range(blocks):
                 stride = 2 if stage > 0 and index == 0 else 1
                 stages.append(BasicBlock(width, out_channels, stride, residual))
                 width = out_channels
         self.stages = nn.Sequential(*stages)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.fc = nn.Linear(64, num_classes)
+        self.fc = nn.Linear(4 * base, num_classes)
         _init_weights(self)
 
     def forward(self, x):
@@ -234,6 +237,8 @@ for _name, _factory, _shape in (
     ("resnet56", partial(CifarResNet, 56), (3, 32, 32)),
     ("resnet110", partial(CifarResNet, 110), (3, 32, 32)),
     ("plain20", partial(CifarResNet, 20, residual=False), (3, 32, 32)),
+    ("resnet20-slim", partial(CifarResNet, 20, base=8), (1, 28, 28)),
+    ("plain20-slim", partial(CifarResNet, 20, residual=False, base=8), (1, 28, 28)),
     ("mobilenetv2", MobileNetV2, (3, 32, 32)),
     ("fcn", FCN, (1, 32, 32)),
 ):
