@@ -13,7 +13,7 @@ Built-in suites (``prune_gym.list_suites()``):
 * ``quick-v0``: one small entry, for tests and smoke runs (one agent, two seeds
   in well under 3 minutes on 2 CPU cores);
 * ``cpu-v0``: the CPU leaderboard: Fashion-MNIST (10,000 test images) with a
-  residual and a plain network at several budgets, and both environments;
+  residual and a plain half-width 20-layer network at several budgets, and both environments;
 * ``cifar10-v0``: the same protocol on full CIFAR-10 (ResNet-20/56, VGG-16) for
   GPU machines; needs torchvision's CIFAR-10 and pretrained checkpoints.
 """
@@ -135,10 +135,10 @@ register_suite(Suite(
 register_suite(Suite(
     "cpu-v0",
     entries=(
-        Entry("resnet20-fashion-mnist", "LayerRate-v0", 0.3, episodes=150, env_kwargs=_PROXY),
-        Entry("resnet20-fashion-mnist", "LayerRate-v0", 0.5, episodes=150, env_kwargs=_PROXY),
-        Entry("plain20-fashion-mnist", "LayerRate-v0", 0.5, episodes=150, env_kwargs=_PROXY),
-        Entry("resnet20-fashion-mnist", "FilterSelect-v0", 0.5, episodes=150, env_kwargs=_PROXY),
+        Entry("resnet20-slim-fashion-mnist", "LayerRate-v0", 0.3, episodes=150, env_kwargs=_PROXY),
+        Entry("resnet20-slim-fashion-mnist", "LayerRate-v0", 0.5, episodes=150, env_kwargs=_PROXY),
+        Entry("plain20-slim-fashion-mnist", "LayerRate-v0", 0.5, episodes=150, env_kwargs=_PROXY),
+        Entry("resnet20-slim-fashion-mnist", "FilterSelect-v0", 0.5, episodes=150, env_kwargs=_PROXY),
     ),
     seeds=(0, 1, 2, 3, 4),
     recovery=Recovery(steps=100, seeds=(0, 1)),
