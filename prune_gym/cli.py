@@ -122,9 +122,23 @@ def _benchmark(args: argparse.Namespace) -> int:
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
-    from prune_gym.benchmark.leaderboard import load_results, render
+    from prune_gym.benchmark.fidelity import render_fidelity
+    from prune_gym.benchmark.leaderboard import load_results, plot_leaderboard, render
 
-    text = render(load_results(args.folders))
+    results = load_results(args.folders)
+    text = render(results)
+    if args.fidelity:
+        fidelity = []
+        for path in args.fidelity:
+            try:
+                fidelity.append(json.loads(open(path).read()))
+            except (OSError, ValueError) as error:
+                raise ValueError(f"--fidelity {path}: not a readable fidelity file ({error})") from None
+        text += "\nProxy fidelity: how well each reward protocol ranks candidates as the recovered test score does\n\n"
+        text += render_fidelity(fidelity)
+    if args.plots:
+        for path in plot_leaderboard(results, args.plots):
+            print(path)
     if args.output:
         from prune_gym.storage import write_atomic
 
@@ -261,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard = commands.add_parser("leaderboard", help="render benchmark results folders of one suite as a markdown table")
     leaderboard.add_argument("folders", nargs="+", metavar="DIR")
     leaderboard.add_argument("--output", default=None, help="write the markdown here (default: print it)")
+    leaderboard.add_argument("--plots", default=None, metavar="FOLDER", help="write rliable's figures (PNG and PDF) here")
+    leaderboard.add_argument("--fidelity", nargs="*", default=[], metavar="FILE", help="fidelity-*.json files to add as a table")
     leaderboard.set_defaults(handler=_leaderboard)
 
     search = commands.add_parser("search", help="search a pruned network with an agent; writes a run folder")

@@ -54,9 +54,11 @@ def test_benchmark_scores_every_seed_skips_finished_runs_and_renders_a_leaderboa
     uniform = json.loads((baseline / "results.json").read_text())
     assert [r["normalised"] for r in uniform["runs"]] == [0.0, 0.0], "uniform L1 is the normalisation's zero"
     capsys.readouterr()
-    assert main(["leaderboard", str(out), str(baseline), "--output", str(tmp_path / "LEADERBOARD.md")]) == 0
+    assert main(["leaderboard", str(out), str(baseline), "--output", str(tmp_path / "LEADERBOARD.md"), "--plots", str(tmp_path)]) == 0
     table = (tmp_path / "LEADERBOARD.md").read_text()
     assert "| random-search |" in table and "| uniform |" in table and "test-tiny-v0" in table
+    for figure in ("interval_estimates", "sample_efficiency", "probability_of_improvement"):
+        assert (tmp_path / f"{figure}.png").stat().st_size > 0 and (tmp_path / f"{figure}.pdf").exists()
 
 
 def test_a_third_party_agent_runs_through_the_same_commands_and_failures_are_recorded(tmp_path, monkeypatch, capsys):

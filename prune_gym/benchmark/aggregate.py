@@ -54,7 +54,8 @@ def aggregates(runs: list[dict[str, Any]]) -> dict[str, Any]:
         return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores), metrics.aggregate_optimality_gap(scores)])
 
     points, intervals = _interval({"agent": matrix}, estimators)
-    curves = np.array([[run["normalised_proxy_curve"] for run in sorted(runs, key=lambda r: (r["seed"], r["entry"]))
+    length = min(len(run["normalised_proxy_curve"]) for run in runs)  # entries may differ in episodes: the common part
+    curves = np.array([[run["normalised_proxy_curve"][:length] for run in sorted(runs, key=lambda r: (r["seed"], r["entry"]))
                         if run["seed"] == seed] for seed in seeds])  # seeds x entries x evaluations
     curve_points, curve_intervals = _interval({"agent": curves}, lambda s: np.array([metrics.aggregate_iqm(s[..., t])
                                                                                        for t in range(s.shape[-1])]))

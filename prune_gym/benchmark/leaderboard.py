@@ -82,3 +82,57 @@ def render(results: list[dict[str, Any]]) -> str:
         lines.append(f"The best uniform row, `{display_name(baseline)}`, is the reference of P(better than best uniform).")
     lines.append(f"Measured on {'; '.join(machines)} ({', '.join(dates)}).")
     return "\n".join(lines) + "\n"
+
+
+def plot_leaderboard(results: list[dict[str, Any]], folder: str | Path) -> list[Path]:
+    """rliable's figures of a leaderboard, as PNG and PDF in ``folder``: interval estimates (IQM, mean, optimality
+    gap), sample-efficiency curves (IQM of the normalised best-so-far reward-split score against reward
+    evaluations), and the probability of improving on the best uniform row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+    from rliable import plot_utils
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ranked = [r for r in sorted(results, key=lambda r: -r["aggregates"].get("iqm", -np.inf)) if "iqm" in r["aggregates"]]
+    names = [display_name(r) for r in ranked]
+    estimates = {name: np.array([r["aggregates"][k] for k in ("iqm", "mean", "optimality_gap")]) for name, r in zip(names, ranked)}
+    intervals = {name: np.array([r["aggregates"][f"{k}_ci"] for k in ("iqm", "mean", "optimality_gap")]).T
+                 for name, r in zip(names, ranked)}
+    written = []
+
+    def save(figure: Any, stem: str) -> None:
+        for suffix in (".png", ".pdf"):
+            figure.savefig(folder / f"{stem}{suffix}", bbox_inches="tight", dpi=150)
+            written.append(folder / f"{stem}{suffix}")
+        plt.close(figure)
+
+    figure, _ = plot_utils.plot_interval_estimates(estimates, intervals, metric_names=["IQM", "Mean", "Optimality gap"],
+                                                   algorithms=names, xlabel="normalised score (0 = uniform, 1 = unpruned)",
+                                                   row_height=0.45, xlabel_y_coordinate=-0.15 - 0.6 / len(names))
+    save(figure, "interval_estimates")
+    figure, axis = plt.subplots(figsize=(7, 5))
+    length = min(len(r["aggregates"]["sample_efficiency_iqm"]) for r in ranked)
+    curves = {name: np.array(r["aggregates"]["sample_efficiency_iqm"][:length]) for name, r in zip(names, ranked)}
+    curve_intervals = {name: np.array(r["aggregates"]["sample_efficiency_ci"])[:, :length] for name, r in zip(names, ranked)}
+    colours = dict(zip(names, sns.color_palette("colorblind", len(names))))
+    plot_utils.plot_sample_efficiency_curve(np.arange(1, length + 1), curves, curve_intervals, algorithms=names, colors=colours, ax=axis,
+                                            xlabel="reward evaluations (episodes)", ylabel="IQM normalised best-so-far (reward split)",
+                                            labelsize="large", ticklabelsize="large", marker="")
+    axis.legend(handles=[plt.Line2D([], [], color=colours[name], label=name) for name in names], loc="center left",
+                bbox_to_anchor=(1.02, 0.5), frameon=False)
+    save(figure, "sample_efficiency")
+    uniform = [r for r in ranked if r["agent"] == BASELINE]
+    if uniform:
+        pairs = {f"{display_name(r)},{display_name(uniform[0])}": probability_of_improvement(r["runs"], uniform[0]["runs"])
+                 for r in ranked if r is not uniform[0]}
+        pairs = {pair: value for pair, value in pairs.items() if "probability" in value}
+        if pairs:
+            figure = plot_utils.plot_probability_of_improvement(
+                {pair: np.array(value["probability"]) for pair, value in pairs.items()},
+                {pair: np.array(value["ci"]) for pair, value in pairs.items()}, figsize=(5, 0.4 * len(pairs) + 1))
+            save(figure.figure if hasattr(figure, "figure") else plt.gcf(), "probability_of_improvement")
+    return written
