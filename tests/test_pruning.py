@@ -39,7 +39,8 @@ def images() -> dict[str, torch.Tensor]:
 def model_and_input(name: str, images: dict[str, torch.Tensor]) -> tuple[nn.Module, torch.Tensor]:
     torch.manual_seed(0)
     model = prune_gym.build_model(name, num_classes=11 if name == "fcn" else 10).eval()
-    return model, images.get(name, images["cifar"])
+    by_shape = {(1, 28, 28): images["lenet5"], (1, 32, 32): images["fcn"], (3, 32, 32): images["cifar"]}
+    return model, by_shape[prune_gym.tasks.default_input_shape(name)]
 
 
 @pytest.mark.parametrize("name", ["lenet5", "resnet20", "vgg16", "fcn"])
@@ -77,6 +78,8 @@ def test_analytic_macs_equal_flop_counter_on_exported(name, images):
             exported(x[:1])
         macs, params = network.macs_params(keep)
         assert macs == counter.get_total_flops() // 2
+        shuffled = [np.random.default_rng(seed).permutation(mask) for mask in keep]
+        assert network.macs_params(shuffled) == (macs, params), "MACs depend on how many channels a group keeps, not which"
         assert params == sum(p.numel() for p in exported.parameters())
         assert macs < network.original_macs
 
@@ -184,3 +187,21 @@ def test_importance_criteria(images):
     vgg_group = PrunableNetwork(vgg, vx[:1]).groups[0]
     bn = vgg.get_submodule([name for name in vgg_group.members if isinstance(vgg.get_submodule(name), nn.BatchNorm2d)][0])
     np.testing.assert_allclose(filter_importance(vgg_group, "bn-scale"), bn.weight.detach().abs().double().numpy(), rtol=1e-5)
+
+
+def test_cluster_criterion_keeps_one_representative_per_cluster_at_the_decided_width():
+    """CISAI 2022: the rate decides the cluster dimension k; each of the k clusters keeps its filter nearest the centroid."""
+    from prune_gym.pruning import ImportanceRanking
+    from prune_gym.pruning.importance import group_filters
+
+    torch.manual_seed(0)
+    model = prune_gym.build_model("lenet5").eval()
+    with torch.no_grad():  # 6 filters in two tight families of 3: clustering into 2 keeps one of each family
+        base = torch.randn(2, 1, 5, 5)
+        model.features[0].weight.copy_(torch.cat([base[0:1] + 0.01 * torch.randn(3, 1, 5, 5), base[1:2] + 0.01 * torch.randn(3, 1, 5, 5)]))
+    ranking = ImportanceRanking(PrunableNetwork(model, torch.zeros(1, 1, 28, 28)))
+    keep = ranking.keep_most_important(0, 2, "cluster")
+    assert keep.sum() == 2 and keep[:3].sum() == 1 and keep[3:].sum() == 1
+    among = np.array([False, True, True, True, True, True])
+    assert not ranking.keep_most_important(0, 2, "cluster", among=among)[0]
+    assert group_filters(ranking.network.groups[0]).shape == (6, 25)

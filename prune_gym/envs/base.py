@@ -268,9 +268,10 @@ class PruningEnv(gym.Env):
         """
         target = self.macs_budget * self.network.original_macs
         trial = list(self.state.keep[:t + 1]) + self._most_pruned[t + 1:]
+        channels = np.arange(self.network.groups[t].num_channels)
 
-        def macs_with(n_keep: int) -> int:
-            trial[t] = self.ranking.keep_most_important(t, n_keep, self.criterion, among=keep)
+        def macs_with(n_keep: int) -> int:  # a group's MACs depend on how many channels it keeps, not which
+            trial[t] = channels < n_keep
             return self.network.macs_params(trial)[0]
 
         n_kept = int(keep.sum())

@@ -16,9 +16,11 @@ torch-pruning's importance classes are used where they exist:
 and three are prune_gym's own:
 
 * ``std``: standard deviation of each filter's weights (Zhejiang Univ. 2019),
-* ``cluster``: k-means on the first conv's filters; a filter's score is its mean
-  distance to the other members of its cluster, so filters inside tight
-  clusters (redundant, CISAI 2022) score low and singletons score highest,
+* ``cluster`` (CISAI 2022): keeping n filters of a group clusters its filters
+  into n sets by k-means and keeps the filter nearest each set's centroid, so
+  the RL rate chooses the cluster dimension; as a score (the ``filters``
+  observation), a filter's mean distance to the rest of its cluster at a fixed
+  quarter of the width (redundant filters score low),
 * ``random``: a fixed random ranking (seeded by the group's index and width, the
   same in every run): the control that a criterion has to beat.
 """
@@ -82,14 +84,24 @@ def filter_std(group: ChannelGroup) -> np.ndarray:
     return total / np.maximum(count, 1.0)
 
 
+def group_filters(group: ChannelGroup) -> np.ndarray:
+    """One row per channel of the group: the flattened filters of every conv whose outputs the group owns, side by side."""
+    parts = []
+    for conv, idxs, root_idxs in _member_convs(group):
+        weights = conv.weight.detach().flatten(1).double().cpu().numpy()
+        part = np.zeros((group.num_channels, weights.shape[1]))
+        part[root_idxs] = weights[idxs]
+        parts.append(part)
+    return np.concatenate(parts, axis=1)
+
+
 def cluster_redundancy(group: ChannelGroup, cluster_fraction: float = 0.25, seed: int = 0) -> np.ndarray:
-    """Mean distance of each filter to the rest of its k-means cluster (k = fraction x channels).
+    """Mean distance of each filter to the rest of its k-means cluster (k = fraction x channels): a fixed ranking.
 
     Low scores mark redundant filters (inside a set of similar filters); a
     filter alone in its cluster gets the largest distance found in the layer.
     """
-    weight: torch.Tensor = group.layer.module.weight  # type: ignore[assignment]
-    filters = weight.detach().flatten(1).double().cpu().numpy()
+    filters = group_filters(group)
     n = len(filters)
     n_clusters = max(1, min(n, int(round(n * cluster_fraction))))
     labels = KMeans(n_clusters=n_clusters, n_init=1, random_state=seed).fit_predict(filters)
@@ -103,19 +115,41 @@ def cluster_redundancy(group: ChannelGroup, cluster_fraction: float = 0.25, seed
     return np.where(np.isnan(scores), fallback, scores)
 
 
+def cluster_selection(group: ChannelGroup, n_keep: int, among: np.ndarray, seed: int = 0) -> np.ndarray:
+    """CISAI 2022's rate-aware selection: k-means of the candidate filters into ``n_keep`` sets, keep each set's
+    most representative filter (the one nearest its centroid); filters inside a set are redundant."""
+    candidates = np.flatnonzero(among)
+    filters = group_filters(group)[candidates]
+    keep = np.zeros(group.num_channels, dtype=bool)
+    if n_keep >= len(candidates):
+        keep[candidates] = True
+        return keep
+    model = KMeans(n_clusters=n_keep, n_init=3, random_state=seed).fit(filters)
+    for label in range(n_keep):
+        members = np.flatnonzero(model.labels_ == label)
+        distances = np.linalg.norm(filters[members] - model.cluster_centers_[label], axis=1)
+        keep[candidates[members[np.argmin(distances)]]] = True
+    return keep
+
+
 def random_ranking(group: ChannelGroup) -> np.ndarray:
     """Uniform random scores, reproducible: seeded by the group's index and number of channels."""
     return np.random.default_rng([group.index, group.num_channels]).random(group.num_channels)
 
 
+Selector = Callable[["ChannelGroup", int, np.ndarray], np.ndarray]
+
+
 @dataclass(frozen=True)
 class ImportanceSpec:
-    """A registered criterion: its scoring function, whether observations use it as a feature, its description."""
+    """A registered criterion: its scoring function, whether observations use it as a feature, its description,
+    and optionally a selector that chooses the channels to keep for a given count directly (instead of the top scores)."""
 
     name: str
     function: Criterion
     feature: bool
     description: str
+    select: Selector | None = None
 
 
 def _adapt(name: str, function: Any) -> ImportanceSpec:
@@ -129,19 +163,22 @@ def _adapt(name: str, function: Any) -> ImportanceSpec:
 _CRITERIA: Registry[ImportanceSpec] = Registry("importance criterion", ENTRY_POINT_GROUP, _adapt, plural="criteria")
 
 
-def register_importance(name: str, function: Criterion | None = None, *, feature: bool = True, overwrite: bool = False) -> Any:
+def register_importance(name: str, function: Criterion | None = None, *, feature: bool = True, select: Selector | None = None,
+                        overwrite: bool = False) -> Any:
     """Register a filter criterion under ``name``; usable as ``@register_importance("name")`` or directly.
 
     Args:
         name: the name passed as ``criterion=`` at ``gymnasium.make`` (and listed by ``prune-gym list criteria``).
         function: ``f(group: ChannelGroup) -> np.ndarray`` of one score per channel; higher = kept longer.
         feature: whether the ``filters`` observation includes it as a per-filter feature (a random ranking is not one).
+        select: ``f(group, n_keep, among) -> keep-mask``: keeping ``n_keep`` channels chooses them with it (among the
+            candidate channels ``among``) instead of taking the ``n_keep`` highest scores.
         overwrite: allow replacing an existing registration.
 
     Raises:
         ValueError: the name is taken and ``overwrite`` is False.
     """
-    return _CRITERIA.decorator(name, function, lambda fn: ImportanceSpec(name, fn, feature, first_line(fn)), overwrite)
+    return _CRITERIA.decorator(name, function, lambda fn: ImportanceSpec(name, fn, feature, first_line(fn), select), overwrite)
 
 
 def list_importance_criteria() -> list[str]:
@@ -172,6 +209,7 @@ class ImportanceRanking:
     def __init__(self, network: PrunableNetwork) -> None:
         self.network = network
         self._scores: dict[str, list[np.ndarray]] = {}
+        self._selections: dict[tuple[str, int, int, bytes], np.ndarray] = {}
 
     def scores(self, criterion: str) -> list[np.ndarray]:
         """One score array per group (higher = more important)."""
@@ -182,8 +220,18 @@ class ImportanceRanking:
     def keep_most_important(self, group_index: int, n_keep: int, criterion: str, among: np.ndarray | None = None) -> np.ndarray:
         """Keep-mask of one group keeping its ``n_keep`` most important channels (at least one).
 
-        With ``among`` (a boolean mask), only those channels are candidates.
+        With ``among`` (a boolean mask), only those channels are candidates. A
+        criterion with a selector (``cluster``) chooses the channels for that count itself (cached).
         """
+        spec = get_importance(criterion)
+        if spec.select is not None:
+            group = self.network.groups[group_index]
+            candidates = np.ones(group.num_channels, dtype=bool) if among is None else np.asarray(among, dtype=bool)
+            count = min(max(int(n_keep), 1), int(np.count_nonzero(candidates)))
+            key = (criterion, group_index, count, np.packbits(candidates).tobytes())
+            if key not in self._selections:
+                self._selections[key] = spec.select(group, count, candidates)
+            return self._selections[key].copy()
         scores = self.scores(criterion)[group_index]
         if among is not None:
             scores = np.where(among, scores, -np.inf)
@@ -199,5 +247,5 @@ register_importance("l2", _torch_pruning(tp.importance.GroupMagnitudeImportance(
 register_importance("std", filter_std)
 register_importance("bn-scale", _torch_pruning(tp.importance.BNScaleImportance(normalizer=None), "bn-scale"))
 register_importance("fpgm", _torch_pruning(tp.importance.FPGMImportance(normalizer=None), "fpgm"))
-register_importance("cluster", cluster_redundancy)
+register_importance("cluster", cluster_redundancy, select=cluster_selection)
 register_importance("random", random_ranking, feature=False)
