@@ -9,6 +9,8 @@ name               what                                   published (MACs / para
 ``resnet56``       CIFAR ResNet-56                         1.25e8 / 8.5e5
 ``resnet110``      CIFAR ResNet-110                        2.53e8 / 1.72e6
 ``plain20``        ResNet-20 without shortcuts (AMC)       -
+``vgg16-slim``     VGG-16-BN at a quarter width            -
+``resnet56-slim``  ResNet-56 at half width (8/16/32)       -
 ``resnet20-slim``  ResNet-20 at half width (8/16/32)       -
 ``plain20-slim``   Plain-20 at half width (8/16/32)        -
 ``mobilenetv2``    MobileNetV2 for 32x32 inputs            -
@@ -71,20 +73,22 @@ class LeNet5(nn.Module):
 
 
 class VGG16(nn.Module):
-    """VGG-16 with BatchNorm for CIFAR (Li et al. 2017): 13 3x3 convs, then 512-512-classes linear layers."""
+    """VGG-16 with BatchNorm for CIFAR (Li et al. 2017): 13 3x3 convs, then 512-512-classes linear layers;
+    ``width`` scales every layer's channels (``vgg16-slim``: a quarter)."""
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
-        for width in _VGG16_LAYOUT:
-            if isinstance(width, str):  # "M": max-pooling
+        for channels in _VGG16_LAYOUT:
+            if isinstance(channels, str):  # "M": max-pooling
                 layers.append(nn.MaxPool2d(2))
             else:
-                layers += [*_conv_bn(in_channels, width), nn.ReLU()]
-                in_channels = width
+                layers += [*_conv_bn(in_channels, int(channels * width)), nn.ReLU()]
+                in_channels = int(channels * width)
         self.features = nn.Sequential(*layers)
+        hidden = int(512 * width)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, num_classes),
+            nn.Flatten(), nn.Linear(in_channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
         )
         _init_weights(self)
 
@@ -237,6 +241,8 @@ for _name, _factory, _shape in (
     ("resnet56", partial(CifarResNet, 56), (3, 32, 32)),
     ("resnet110", partial(CifarResNet, 110), (3, 32, 32)),
     ("plain20", partial(CifarResNet, 20, residual=False), (3, 32, 32)),
+    ("vgg16-slim", partial(VGG16, width=0.25), (3, 32, 32)),
+    ("resnet56-slim", partial(CifarResNet, 56, base=8), (3, 32, 32)),
     ("resnet20-slim", partial(CifarResNet, 20, base=8), (1, 28, 28)),
     ("plain20-slim", partial(CifarResNet, 20, residual=False, base=8), (1, 28, 28)),
     ("mobilenetv2", MobileNetV2, (3, 32, 32)),

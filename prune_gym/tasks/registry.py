@@ -273,6 +273,10 @@ for _task in (
     Task("fcn-mnist-scenes", "fcn", "mnist-scenes", 1000, TrainingConfig(epochs=6, **{**_LENET, "lr": 5e-3, "batch_size": 32}),
          metric="mean-iou",
          description="FCN segmentation of two-digit MNIST scenes (32x32, 11 classes), scored by mean IoU"),
+    Task("vgg16-slim-cifar10-subset", "vgg16-slim", "cifar10-subset", 1000, TrainingConfig(epochs=30, **{**_CIFAR, "lr": 0.05}),
+         description="quarter-width VGG-16-BN (13 plain groups, 20 M MACs) on the 8068-image CIFAR-10 subset"),
+    Task("resnet56-slim-cifar10-subset", "resnet56-slim", "cifar10-subset", 1000, TrainingConfig(epochs=30, **_CIFAR),
+         description="half-width ResNet-56 (a deep residual network, 31 M MACs) on the 8068-image CIFAR-10 subset"),
     Task("vgg16-cifar10-subset", "vgg16", "cifar10-subset", 1000, TrainingConfig(epochs=30, **{**_CIFAR, "lr": 0.05}),
          description="VGG-16-BN on the 8068-image CIFAR-10 subset"),
 ):
