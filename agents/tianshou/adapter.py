@@ -69,8 +69,9 @@ DISCRETE: tuple[type[gym.Space], ...] = (gym.spaces.Discrete,)
 
 ON_POLICY_TRAINER_FIELDS = ("batch_size", "update_step_num_repetitions")
 OFF_POLICY_TRAINER_FIELDS = ("batch_size", "update_step_num_gradient_steps_per_sample")
-ALGORITHM_COUNTERS = ("_iter", "_cnt", "_last", "critic_gradient_step")
-"""Plain-Python training state of tianshou's algorithms (target-network and delayed-actor update counters)."""
+ALGORITHM_COUNTERS = ("_iter", "_cnt", "_last", "critic_gradient_step", "_last_actor_loss")
+"""Plain-Python training state of tianshou's algorithms: target-network and delayed-actor update counters,
+the last actor loss delayed-actor algorithms keep reporting."""
 BUFFER_COUNTERS = ("_insertion_idx", "_size", "_ep_return", "_ep_len", "_ep_start_idx")
 
 
