@@ -103,9 +103,9 @@ class EpisodeRewardBuffer(ReplayBuffer):
 class _AMCDDPG(DDPG):
     """SB3 DDPG with AMC's two learning rates, exploring with a truncated normal around the actor's action."""
 
-    def __init__(self, *args: Any, actor_learning_rate: float, critic_learning_rate: float, **kwargs: Any) -> None:
+    def __init__(self, policy: str, env: gym.Env, *, actor_learning_rate: float, critic_learning_rate: float, **kwargs: Any) -> None:
         self.actor_learning_rate, self.critic_learning_rate = actor_learning_rate, critic_learning_rate
-        super().__init__(*args, learning_rate=critic_learning_rate, **kwargs)
+        super().__init__(policy, env, learning_rate=critic_learning_rate, **kwargs)
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -175,7 +175,8 @@ class AMCAgent(SB3Agent):
         env = self.env
         if isinstance(env.unwrapped, prune_gym.LayerRateEnv):  # actions are pruned fractions: AMC bounds them by max_rate
             space = env.action_space
-            bounded = gym.spaces.Box(space.low, np.minimum(space.high, env.unwrapped.max_rate), dtype=space.dtype)
+            assert isinstance(space, gym.spaces.Box)
+            bounded = gym.spaces.Box(space.low, np.minimum(space.high, env.unwrapped.max_rate), dtype=np.float32)
             env = gym.wrappers.TransformAction(env, lambda action: action, bounded)
         return _AMCDDPG(policy, env, seed=seed, verbose=0, **kwargs)
 

@@ -75,14 +75,15 @@ the last actor loss delayed-actor algorithms keep reporting."""
 BUFFER_COUNTERS = ("_insertion_idx", "_size", "_ep_return", "_ep_len", "_ep_start_idx")
 
 
-def _actor(kind: ContinuousActorType, hidden: Sequence[int], conditioned_sigma: bool = False) -> ActorFactoryDefault:
-    """tianshou's default MLP actor; Gaussian ones output an unbounded mean (the policy clips and scales it)."""
+def _actor(kind: ContinuousActorType, hidden: Sequence[int], conditioned_sigma: bool = False, softmax: bool = True) -> ActorFactoryDefault:
+    """tianshou's default MLP actor. Gaussian ones output an unbounded mean (the policy clips and scales it);
+    discrete ones probabilities (``softmax``) or logits (Q-values, DiscreteSAC's ``Categorical(logits=...)``)."""
     return ActorFactoryDefault(kind, hidden, continuous_unbounded=True, continuous_conditioned_sigma=conditioned_sigma,
-                               discrete_softmax=kind is not ContinuousActorType.UNSUPPORTED)
+                               discrete_softmax=softmax)
 
 
 def _q_network(hidden: Sequence[int]) -> IntermediateModuleFactoryFromActorFactory:
-    return IntermediateModuleFactoryFromActorFactory(_actor(ContinuousActorType.UNSUPPORTED, hidden))
+    return IntermediateModuleFactoryFromActorFactory(_actor(ContinuousActorType.UNSUPPORTED, hidden, softmax=False))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +125,7 @@ ALGORITHMS: dict[str, TianshouAlgorithm] = {
                               lambda hidden, _: (_actor(ContinuousActorType.GAUSSIAN, hidden, conditioned_sigma=True),
                                                  CriticEnsembleFactoryDefault(hidden))),
     "DiscreteSAC": TianshouAlgorithm(DiscreteSACAlgorithmFactory, DiscreteSACParams, DISCRETE,
-                                     lambda hidden, _: (_actor(ContinuousActorType.UNSUPPORTED, hidden),
+                                     lambda hidden, _: (_actor(ContinuousActorType.UNSUPPORTED, hidden, softmax=False),
                                                         CriticFactoryDefault(hidden), CriticFactoryDefault(hidden))),
     "DQN": TianshouAlgorithm(DQNAlgorithmFactory, DQNParams, DISCRETE, lambda hidden, _: (_q_network(hidden),), {"eps_training": 0.1}),
     "IQN": TianshouAlgorithm(IQNAlgorithmFactory, IQNParams, DISCRETE,
@@ -280,7 +281,7 @@ class TianshouAgent(BaseAgent):
             action = to_numpy(policy(batch).act)
             if not deterministic:
                 action = policy.add_exploration_noise(action, batch)
-        return policy.map_action(action)[0]
+        return np.asarray(policy.map_action(action)[0])
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
