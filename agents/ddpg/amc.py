@@ -1,19 +1,24 @@
-"""AMC's DDPG, built on stable-baselines3's ``DDPG``.
+"""AMC's DDPG (He et al., ECCV 2018, and its published code mit-han-lab/amc), built on stable-baselines3's ``DDPG``.
 
 What AMC changes in plain DDPG, and where it lives here:
 
 * warm-up: ``warmup_episodes`` (100) episodes of uniformly random actions
   (SB3's ``learning_starts`` = warm-up episodes x episode length);
+* bounded actions: LayerRate-v0's pruned fraction is kept in [0, ``max_rate``]
+  of the environment (AMC: 0.8): the model acts in that Box, so SB3 scales
+  the actor's tanh output, the warm-up draws and the noise into it;
 * exploration: truncated normal noise around the actor's action, truncated to
-  the action bounds, sigma 0.5 (in units of the action range) decaying x0.95
-  per episode after the warm-up (:class:`TruncatedNormalNoise`, drawn by
-  :class:`_AMCDDPG._sample_action`);
+  the action bounds, sigma 0.5 (in action units: pruned fraction) decaying
+  x0.95 per episode after the warm-up (:class:`TruncatedNormalNoise`, drawn by
+  :meth:`_AMCDDPG._sample_action`);
 * credit: every transition of an episode is stored with the episode's return
-  (= its final reward for the sparse presets) minus a moving-average baseline
-  (:class:`EpisodeRewardBuffer`), and gamma = 1;
-* updates after every episode, as many gradient steps as the episode had steps.
-
-SB3's DDPG has one learning rate for actor and critic (AMC: 1e-4 / 1e-3); we use 1e-3.
+  (AMC's final reward for the sparse presets), gamma = 1, and each sampled
+  minibatch's rewards are centred on a moving average of the minibatch means
+  (AMC's ``moving_alpha`` 0.5; :class:`EpisodeRewardBuffer`);
+* two learning rates: actor 1e-4, critic 1e-3 (SB3 has one; :class:`_AMCDDPG`);
+* updates after every episode, as many gradient steps as the episode had steps;
+  actor and critic MLPs with two hidden layers of 300 units; tau 0.01;
+  minibatches of 64; a replay memory of the last 100 episodes (AMC's ``rmsize`` 100 per layer).
 """
 
 from __future__ import annotations
@@ -26,15 +31,19 @@ from scipy.stats import truncnorm
 from stable_baselines3 import DDPG
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
+from stable_baselines3.common.utils import update_learning_rate
+from stable_baselines3.common.vec_env import VecNormalize
 
+import prune_gym
 from agents.sb3 import SB3Agent
 
 
 class TruncatedNormalNoise(ActionNoise):
     """AMC's exploration: a truncated normal around the action, its sigma decaying after the warm-up.
 
-    ``sigma`` is in units of the action range (SB3 acts in [-1, 1], twice that
-    range); after ``warmup_episodes`` it is ``initial_sigma x decay^(episodes - warmup)``.
+    ``sigma`` is in action units (for LayerRate-v0, a pruned fraction); after
+    ``warmup_episodes`` it is ``initial_sigma x decay^(episodes - warmup)``.
     """
 
     def __init__(self, sigma: float = 0.5, decay: float = 0.95, warmup_episodes: int = 100, seed: int | None = None) -> None:
@@ -50,19 +59,21 @@ class TruncatedNormalNoise(ActionNoise):
         """Update sigma for the episode about to run (``episodes_done`` finished before it)."""
         self.sigma = self.initial_sigma * self.decay ** max(0, episodes_done - self.warmup_episodes)
 
-    def sample_around(self, scaled_action: np.ndarray) -> np.ndarray:
-        """A draw from N(action, (2 sigma)^2) truncated to [-1, 1] (SB3's scaled action space)."""
-        scale = max(2.0 * self.sigma, 1e-8)
+    def sample_around(self, scaled_action: np.ndarray, action_width: np.ndarray) -> np.ndarray:
+        """A draw from N(action, sigma^2) truncated to the action bounds, in SB3's scaled space [-1, 1]
+        (where an action range ``action_width`` wide is 2 wide)."""
+        scale = np.maximum(2.0 * self.sigma / action_width, 1e-8)
         low, high = (-1.0 - scaled_action) / scale, (1.0 - scaled_action) / scale
         return truncnorm.rvs(low, high, loc=scaled_action, scale=scale, size=np.shape(scaled_action),
                              random_state=self.rng).astype(np.float32)
 
 
 class EpisodeRewardBuffer(ReplayBuffer):
-    """Holds an episode's transitions until it ends, then stores them all with reward R - baseline.
+    """Holds an episode's transitions until it ends, then stores them all with the episode's return R;
+    each sampled minibatch's rewards are centred on a moving average of the minibatch mean rewards.
 
-    R is the episode's return; the baseline is an exponential moving average of
-    past returns (``baseline_alpha``: AMC's moving_alpha, 0.5). Single environment only.
+    ``baseline_alpha``: weight of the newest minibatch mean in the moving average (AMC's moving_alpha, 0.5).
+    Single environment only.
     """
 
     def __init__(self, *args: Any, baseline_alpha: float = 0.5, **kwargs: Any) -> None:
@@ -77,17 +88,33 @@ class EpisodeRewardBuffer(ReplayBuffer):
         self._pending.append((obs, next_obs, action, float(np.asarray(reward).sum()), done, infos))
         if not bool(np.asarray(done).any()):
             return
-        episode_return = sum(item[3] for item in self._pending)
-        if self.baseline is None:
-            self.baseline = episode_return
-        self.baseline += self.baseline_alpha * (episode_return - self.baseline)
+        episode_return = np.array([sum(item[3] for item in self._pending)], dtype=np.float32)
         for obs_, next_obs_, action_, _, done_, infos_ in self._pending:
-            super().add(obs_, next_obs_, action_, np.array([episode_return - self.baseline], dtype=np.float32), done_, infos_)
+            super().add(obs_, next_obs_, action_, episode_return, done_, infos_)
         self._pending.clear()
+
+    def sample(self, batch_size: int, env: VecNormalize | None = None) -> ReplayBufferSamples:
+        samples = super().sample(batch_size, env)
+        batch_mean = float(samples.rewards.mean())
+        self.baseline = batch_mean if self.baseline is None else self.baseline + self.baseline_alpha * (batch_mean - self.baseline)
+        return samples._replace(rewards=samples.rewards - self.baseline)
 
 
 class _AMCDDPG(DDPG):
-    """SB3 DDPG whose exploration draws a truncated normal around the actor's action."""
+    """SB3 DDPG with AMC's two learning rates, exploring with a truncated normal around the actor's action."""
+
+    def __init__(self, policy: str, env: gym.Env, *, actor_learning_rate: float, critic_learning_rate: float, **kwargs: Any) -> None:
+        self.actor_learning_rate, self.critic_learning_rate = actor_learning_rate, critic_learning_rate
+        super().__init__(policy, env, learning_rate=critic_learning_rate, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+
+    def _update_learning_rate(self, optimizers: Any) -> None:
+        """SB3 sets one schedule's rate on both optimisers before every update; AMC's actor learns 10x slower."""
+        update_learning_rate(self.actor.optimizer, self.actor_learning_rate)
+        update_learning_rate(self.critic.optimizer, self.critic_learning_rate)
 
     def _sample_action(self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1):
         if self.num_timesteps < learning_starts:  # warm-up: uniformly random actions, no noise
@@ -95,22 +122,31 @@ class _AMCDDPG(DDPG):
         if not isinstance(action_noise, TruncatedNormalNoise):
             return super()._sample_action(learning_starts, action_noise, n_envs)
         action_noise.set_episode(self._episode_num)
-        assert self._last_obs is not None
+        assert self._last_obs is not None and isinstance(self.action_space, gym.spaces.Box)
         action, _ = self.predict(self._last_obs, deterministic=True)
-        scaled = action_noise.sample_around(self.policy.scale_action(action))
+        scaled = action_noise.sample_around(self.policy.scale_action(action), self.action_space.high - self.action_space.low)
         return self.policy.unscale_action(scaled), scaled
 
 
 class AMCAgent(SB3Agent):
     """AMC's DDPG agent for LayerRate-v0 or FilterSelect-v0 with ``action_type="continuous"``.
 
+    On LayerRate-v0 every action (warm-up, explored, predicted) is a pruned
+    fraction in [0, ``env.max_rate``]; FilterSelect-v0's per-filter keep scores
+    keep their [0, 1] range.
+
     Args:
         env: a prune_gym env with a Box action space.
         seed: seeds networks, noise and the warm-up actions.
-        warmup_episodes: episodes of random actions before learning (AMC: 100).
-        sigma, sigma_decay: exploration noise (AMC: 0.5, x0.95 per episode).
-        hidden: actor and critic hidden layers (AMC: 400, 300).
-        baseline_alpha: weight of the newest return in the moving-average baseline (AMC: 0.5).
+        warmup_episodes: episodes of uniformly random actions before learning (AMC: 100).
+        sigma, sigma_decay: exploration noise, sigma in action units (AMC: 0.5, x0.95 per episode after the warm-up).
+        hidden: hidden layers of actor and critic (AMC: 300, 300).
+        actor_learning_rate, critic_learning_rate: Adam learning rates (AMC: 1e-4 and 1e-3).
+        gamma: discount (AMC: 1).
+        tau: soft target-update rate (AMC: 0.01).
+        batch_size: minibatch size (AMC: 64).
+        buffer_episodes: episodes the replay memory holds (AMC's rmsize: 100 transitions per layer).
+        baseline_alpha: weight of the newest minibatch mean reward in the moving-average baseline (AMC: 0.5).
         Other keyword arguments go to SB3's ``DDPG``.
     """
 
@@ -121,20 +157,28 @@ class AMCAgent(SB3Agent):
         return cls.supported_action_spaces
 
     def __init__(self, env: gym.Env, seed: int | None = None, warmup_episodes: int = 100, sigma: float = 0.5,
-                 sigma_decay: float = 0.95, hidden: tuple[int, ...] = (400, 300), baseline_alpha: float = 0.5, **kwargs: Any) -> None:
+                 sigma_decay: float = 0.95, hidden: tuple[int, ...] = (300, 300), actor_learning_rate: float = 1e-4,
+                 critic_learning_rate: float = 1e-3, gamma: float = 1.0, tau: float = 0.01, batch_size: int = 64,
+                 buffer_episodes: int = 100, baseline_alpha: float = 0.5, **kwargs: Any) -> None:
         self.noise = TruncatedNormalNoise(sigma, sigma_decay, warmup_episodes, seed)
         length = env.unwrapped.network.num_groups  # type: ignore[attr-defined]
-        defaults = dict(
-            learning_rate=1e-3, gamma=1.0, tau=0.01, batch_size=64,
-            buffer_size=max(2000, 200 * length), learning_starts=warmup_episodes * length,
+        amc = dict(
+            actor_learning_rate=actor_learning_rate, critic_learning_rate=critic_learning_rate, gamma=gamma, tau=tau,
+            batch_size=batch_size, buffer_size=buffer_episodes * length, learning_starts=warmup_episodes * length,
             train_freq=(1, "episode"), gradient_steps=-1, action_noise=self.noise,
             replay_buffer_class=EpisodeRewardBuffer, replay_buffer_kwargs={"baseline_alpha": baseline_alpha},
             policy_kwargs={"net_arch": list(hidden)},
         )
-        super().__init__(env, seed, algorithm="DDPG", **{**defaults, **kwargs})
+        super().__init__(env, seed, algorithm="DDPG", **amc, **kwargs)
 
     def _build(self, cls, policy, seed, kwargs):
-        return _AMCDDPG(policy, self.env, seed=seed, verbose=0, **kwargs)
+        env = self.env
+        if isinstance(env.unwrapped, prune_gym.LayerRateEnv):  # actions are pruned fractions: AMC bounds them by max_rate
+            space = env.action_space
+            assert isinstance(space, gym.spaces.Box)
+            bounded = gym.spaces.Box(space.low, np.minimum(space.high, env.unwrapped.max_rate), dtype=np.float32)
+            env = gym.wrappers.TransformAction(env, lambda action: action, bounded)
+        return _AMCDDPG(policy, env, seed=seed, verbose=0, **kwargs)
 
     def state_dict(self) -> dict[str, Any]:
         """SB3's counters and random state, plus the noise generator and the reward baseline."""
