@@ -62,7 +62,7 @@ from tianshou.highlevel.params.optim import OptimizerFactoryFactoryAdam
 from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainer, OnPolicyTrainerParams, Trainer
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
-from agents.common import BaseAgent, global_random_state, set_global_random_state
+from agents.common import BaseAgent, global_random_state, random_state_to_json, set_global_random_state, set_random_state_from_json
 
 CONTINUOUS: tuple[type[gym.Space], ...] = (gym.spaces.Box,)
 DISCRETE: tuple[type[gym.Space], ...] = (gym.spaces.Discrete,)
@@ -286,12 +286,11 @@ class TianshouAgent(BaseAgent):
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """Counters, random states, the buffer's bookkeeping and the algorithms' plain-Python training state."""
-        buffer_rng = self.buffer._random_state.get_state(legacy=False)
         return_statistics = self._return_statistics()
         return {
             **super().state_dict(), "episodes_done": self.episodes_done, "global_random": global_random_state(),
             "action_space_rng": self.env.action_space.np_random.bit_generator.state,
-            "buffer_rng": {**buffer_rng, "state": {"key": buffer_rng["state"]["key"].tolist(), "pos": int(buffer_rng["state"]["pos"])}},
+            "buffer_rng": random_state_to_json(self.buffer._random_state),
             "buffer": {name: getattr(self.buffer, name) for name in BUFFER_COUNTERS} | {"last_index": self.buffer.last_index.tolist()},
             "counters": {name: getattr(self.algorithm, name) for name in ALGORITHM_COUNTERS if hasattr(self.algorithm, name)},
             "return_statistics": None if return_statistics is None else
@@ -303,9 +302,7 @@ class TianshouAgent(BaseAgent):
         self.episodes_done = state["episodes_done"]
         set_global_random_state(state["global_random"])
         self.env.action_space.np_random.bit_generator.state = state["action_space_rng"]
-        buffer_rng = state["buffer_rng"]
-        self.buffer._random_state.set_state(
-            {**buffer_rng, "state": {"key": np.array(buffer_rng["state"]["key"], dtype=np.uint32), "pos": buffer_rng["state"]["pos"]}})
+        set_random_state_from_json(self.buffer._random_state, state["buffer_rng"])
         for attribute, value in state["buffer"].items():
             setattr(self.buffer, attribute, np.array(value) if attribute == "last_index" else value)
         for attribute, value in state["counters"].items():
