@@ -46,6 +46,13 @@ def arguments(description: str, seeds: int = 3) -> argparse.Namespace:
     return parser.parse_args()
 
 
+def uniform_keep(task: str, macs_budget: float, criterion: str = "l1", device: str = "cpu") -> list[np.ndarray]:
+    """The uniform-rate keep-mask at ``macs_budget`` with filters ranked by ``criterion``."""
+    env = gym.make("LayerRate-v0", task=task, macs_budget=macs_budget, criterion=criterion, reward_samples=1, device=device).unwrapped
+    budget = env.rate_budget()
+    return budget.keep_masks(budget.kept_counts(budget.uniform_rates()))
+
+
 def search(agent: str, env_id: str, task: str, seed: int, episodes: int, agent_kwargs: dict[str, Any] | None = None,
            device: str = "cpu", **env_kwargs: Any) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Run ``agent`` for ``episodes`` episodes; the best budget-meeting keep-mask and the search's numbers."""
@@ -78,7 +85,8 @@ class Measurer:
         if self.bn_recalibration:
             recalibrate_batchnorm(pruned, self.splits.train_x[: self.bn_recalibration])
         macs = self.network.macs_params(keep)[0]
-        return {"test_score": recovered.test_score, "macs_ratio": macs / self.network.original_macs,
+        return {"test_score": recovered.test_score, "test_scores": list(recovered.test_scores),
+                "macs_ratio": macs / self.network.original_macs,
                 "acceleration": self.network.original_macs / macs,
                 "speed_up": self.unpruned_latency / latency_ms(pruned, self.splits.test_x[:100])}
 
