@@ -56,8 +56,8 @@ def main() -> None:
     tables.append(common.print_table("Verdict: RL-chosen cluster dimensions beat norm criteria at equal MACs",
                                      ["RL + cluster minus best uniform norm", "test standard error", "verdict"],
                                      [[f"{100 * (rl - best_norm):+.2f} points", f"{100 * margin:.2f} points", verdict]]))
-    common.save("cisai2022" + ("-quick" if args.quick else ""), args.out,
-                {"task": task, "episodes": episodes, "steps": steps, "protocol": protocol, "unpruned": original, "methods": methods}, tables)
+    payload = {"task": task, "episodes": episodes, "steps": steps, "protocol": protocol, "unpruned": original, "methods": methods}
+    common.save("cisai2022" + ("-quick" if args.quick else ""), args.out, payload, tables)
 
 
 if __name__ == "__main__":
