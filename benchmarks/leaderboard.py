@@ -1,0 +1,121 @@
+"""Regenerate LEADERBOARD.md: every built-in agent that fits the suite, the same protocol, rliable intervals, proxy fidelity.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/leaderboard.py [--suite cpu-v0] [--out runs/leaderboard] [--workers 2] [--seeds 0 1 2 3 4]
+
+Runs ``prune-gym benchmark`` for each agent below (a re-run skips what is
+already scored), measures the proxy fidelity of every entry's reward protocol
+(``prune-gym fidelity``, with the best episodes of the DDPG runs among the
+candidates), and writes LEADERBOARD.md with the table, the fidelity table, the
+figures (``leaderboard/*.png|pdf``), the command, the machine, the date and the
+wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from prune_gym.benchmark import get_suite  # noqa: E402
+from prune_gym.benchmark.executors import LocalExecutor  # noqa: E402
+from prune_gym.benchmark.fidelity import measure_fidelity, render_fidelity  # noqa: E402
+from prune_gym.benchmark.leaderboard import load_results, plot_leaderboard, render  # noqa: E402
+from prune_gym.benchmark.runner import machine, run_benchmark  # noqa: E402
+from prune_gym.storage import write_atomic  # noqa: E402
+
+AGENTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [  # (agent, agent kwargs, env overrides)
+    ("uniform", {}, {"criterion": "l1"}),
+    ("uniform", {}, {"criterion": "std"}),
+    ("uniform", {}, {"criterion": "fpgm"}),
+    ("uniform", {}, {"criterion": "cluster"}),
+    ("uniform", {}, {"criterion": "random"}),
+    ("global", {}, {}),
+    ("random-search", {}, {}),
+    ("cma-es", {}, {}),
+    ("tpe", {}, {}),
+    ("ddpg", {}, {}),
+    ("try-and-learn", {}, {}),
+    ("sb3:PPO", {}, {}),
+    ("sb3:SAC", {}, {}),
+    ("tianshou:SAC", {}, {}),
+]
+
+
+def folder_name(agent: str, env_overrides: dict[str, Any]) -> str:
+    return "-".join([agent.replace(":", "-"), *(f"{k}-{v}" for k, v in sorted(env_overrides.items()))])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", default="cpu-v0")
+    parser.add_argument("--out", default="runs/leaderboard")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="*", default=None)
+    parser.add_argument("--fidelity-random", type=int, default=16, help="random candidates per entry in the fidelity study")
+    parser.add_argument("--output", default=str(ROOT / "LEADERBOARD.md"))
+    args = parser.parse_args()
+    suite = get_suite(args.suite)
+    out = Path(args.out)
+    started = time.perf_counter()
+    folders = []
+    for agent, agent_kwargs, env_overrides in AGENTS:
+        folder = out / folder_name(agent, env_overrides)
+        try:
+            run_benchmark(agent, suite.name, folder, seeds=args.seeds, agent_kwargs=agent_kwargs, env_overrides=env_overrides,
+                          executor=LocalExecutor(args.workers))
+        except ValueError as error:  # the agent fits no entry of the suite
+            print(f"{agent}: {error}", file=sys.stderr)
+            continue
+        folders.append(folder)
+    fidelity = []
+    for entry in suite.entries:
+        runs = sorted((out / "ddpg").glob(f"{entry.slug}/seed-*"))
+        fidelity.append(measure_fidelity(suite.name, entry.name, out / "fidelity", random_count=args.fidelity_random,
+                                         run_folders=tuple(runs)))
+    results = load_results(folders)
+    figures = Path(args.output).parent / "leaderboard"
+    plot_leaderboard(results, figures)
+    hours = (time.perf_counter() - started) / 3600
+    host = machine()
+    command = " ".join([".venv/bin/python", "benchmarks/leaderboard.py", *sys.argv[1:]])
+    text = "\n".join([
+        "# Leaderboard", "",
+        f"Suite `{suite.name}`: {suite.description}. Every agent gets the same number of reward evaluations per entry "
+        f"({', '.join(f'{e.name}: {e.episodes}' for e in suite.entries)}), seeds {list(args.seeds or suite.seeds)}; the best "
+        f"budget-meeting network of each search is fine-tuned {suite.recovery.steps} batches (seeds {list(suite.recovery.seeds)}) "
+        "and scored on the test split (10,000 images). Scores are normalised per entry: 0 = uniform L1 pruning at the same "
+        "budget after the same fine-tune, 1 = the unpruned network. IQM, mean and optimality gap with stratified-bootstrap 95% "
+        "confidence intervals (rliable).", "",
+        render(results), "",
+        "![interval estimates](leaderboard/interval_estimates.png)", "",
+        "![sample efficiency](leaderboard/sample_efficiency.png)", "",
+        "![probability of improvement](leaderboard/probability_of_improvement.png)", "",
+        "## Proxy fidelity", "",
+        "How well each entry's reward protocol ranks candidate networks as their test score after the suite's recovery does "
+        "(Kendall tau, Spearman rho, 95% bootstrap CIs; the top quarter by proxy is where agents are actually compared).", "",
+        render_fidelity(fidelity), "",
+        "## How this was made", "",
+        f"`{command}` on {host['cpu']} ({host['cores']} cores, torch {host['torch']}, {args.workers} worker(s)), "
+        f"{host['date']}: {hours:.2f} hours.", "",
+        "Checkpoints (SHA-256): " + ", ".join(f"`{task}` {digest[:16]}" for task, digest in
+                                              sorted({t: d for r in results for t, d in r.get("checkpoints", {}).items()}.items())),
+        "", "Submit an agent: install its package (a `prune_gym.agents` entry point), run "
+        f"`prune-gym benchmark --agent NAME --suite {suite.name} --out DIR` on the same checkpoints "
+        "(`prune-gym checkpoint import`), then `prune-gym leaderboard DIR runs/leaderboard/*` and open a pull request "
+        "with DIR/results.json.", "",
+    ])
+    write_atomic(args.output, text)
+    write_atomic(out / "leaderboard.json", json.dumps({"hours": hours, "command": command, "machine": host}, indent=2))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
