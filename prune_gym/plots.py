@@ -22,9 +22,10 @@ seeds; legends sit below the axes, off the data.
 
 from __future__ import annotations
 
+import functools
 import json
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,10 +202,33 @@ def _title(groups: Sequence[RunGroup], width: int) -> str:
     return f"{config.task} · {config.env} · MACs budget {budget} · reward {config.reward}\n{runs}"
 
 
-def _learning_curve(groups: Sequence[RunGroup], colours: Sequence[Any]) -> Figure:
+def _styled(draw: Callable[[Sequence[RunGroup]], Figure]) -> Callable[[Sequence[RunGroup]], Figure]:
+    """Draw under the figures' style (font sizes, grid, no top/right spines)."""
+
+    @functools.wraps(draw)
+    def styled(groups: Sequence[RunGroup]) -> Figure:
+        import matplotlib
+
+        with matplotlib.rc_context(_STYLE):
+            return draw(groups)
+
+    return styled
+
+
+def _colours(groups: Sequence[RunGroup]) -> list[Any]:
+    """One tab10 colour per group."""
+    import matplotlib
+
+    return [matplotlib.colormaps["tab10"](index % 10) for index in range(len(groups))]
+
+
+@_styled
+def learning_curve_figure(groups: Sequence[RunGroup]) -> Figure:
+    """The best episode so far against reward-split evaluations: its return (left), its score within the budget (right)."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
+    colours = _colours(groups)
     figure = Figure(figsize=(7.0, 3.4), layout="constrained")
     axes = figure.subplots(1, 2, sharex=True)
     metric = groups[0].runs[0].metric
@@ -252,13 +276,16 @@ def _learning_curve(groups: Sequence[RunGroup], colours: Sequence[Any]) -> Figur
     return figure
 
 
-def _score_vs_macs(groups: Sequence[RunGroup], colours: Sequence[Any]) -> Figure:
+@_styled
+def score_vs_macs_figure(groups: Sequence[RunGroup]) -> Figure:
+    """Every episode's score against its MACs, with each group's Pareto front and each run's best episode."""
     import matplotlib
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import ListedColormap, Normalize
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
+    colours = _colours(groups)
     figure = Figure(figsize=(5.2, 4.6), layout="constrained")
     axis = figure.subplots()
     shades = ListedColormap(matplotlib.colormaps["Greys"](np.linspace(0.25, 1.0, 256)))
@@ -307,11 +334,10 @@ def plot_runs(run_dirs: Sequence[str | Path], output: str | Path) -> list[Path]:
     groups = group_runs([PlottedRun.read(path) for path in run_dirs])
     folder = Path(output)
     folder.mkdir(parents=True, exist_ok=True)
-    colours = [matplotlib.colormaps["tab10"](index % 10) for index in range(len(groups))]
     paths = []
-    with matplotlib.rc_context(_STYLE):
-        for name, draw in (("learning_curve", _learning_curve), ("score_vs_macs", _score_vs_macs)):
-            figure = draw(groups, colours)
+    with matplotlib.rc_context(_STYLE):  # savefig reads dpi and PDF font type then
+        for name, draw in (("learning_curve", learning_curve_figure), ("score_vs_macs", score_vs_macs_figure)):
+            figure = draw(groups)
             for suffix in (".png", ".pdf"):
                 paths.append(folder / f"{name}{suffix}")
                 figure.savefig(paths[-1])
