@@ -14,6 +14,7 @@ What is logged (x-axes declared with ``define_metric``):
 =================  ===================================================================
 ``episode``        index of the episode in ``episodes.csv``: x-axis of ``episode/*`` and of the agent's metrics
 ``evaluations``    distinct reward-split evaluations so far: x-axis of ``best/*``
+``env_steps``      environment steps so far (one per group and episode)
 ``seconds``        wall time of the search so far
 ``episode/*``      ``return``, ``score`` (the task's metric), ``macs_ratio``, ``params_ratio``
                    (kept / original), ``budget_met`` of each episode (no summary: single episodes are noise)
@@ -124,7 +125,7 @@ class Tracker:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise RunError(f"wandb {config.wandb} cannot start ({reason}): log in with `wandb login` (or set WANDB_API_KEY), "
                            "or pass --wandb offline and `wandb sync` the run later") from None
-        for step in ("episode", "evaluations"):
+        for step in ("episode", "evaluations", "env_steps"):
             self.run.define_metric(step, hidden=True)
         for pattern, step in self._step_metrics.items():
             self.run.define_metric(pattern, step_metric=step, summary="none" if pattern == "episode/*" else None)
@@ -133,8 +134,8 @@ class Tracker:
         """One point per episode on every learning curve (``best``: the search's best so far, this episode included)."""
         if self.run is None:
             return
-        row = {"episode": record.episode, "evaluations": record.evaluations, "seconds": record.seconds,
-               **episode_metrics("episode", vars(record))}
+        row = {"episode": record.episode, "evaluations": record.evaluations, "env_steps": (record.episode + 1) * len(record.rates),
+               "seconds": record.seconds, **episode_metrics("episode", vars(record))}
         self.run.log({**row, **(best_metrics(vars(best)) if best is not None else {})})
 
     def log_agent_metrics(self, metrics: dict[str, float]) -> None:

@@ -14,6 +14,7 @@ from scipy.stats import t
 
 import prune_gym
 from prune_gym.cli import main
+from prune_gym.errors import RunError
 from prune_gym.plots import (
     PlottedRun,
     best_so_far,
@@ -58,8 +59,23 @@ def wandb_records(path: Path):
             yield record
 
 
-def read_offline_run(run_dir: Path) -> dict:
+def items(updates) -> dict:
+    """History items or summary updates as a dict; nested keys (``["plots/x", "path"]``) as nested dicts."""
+    values: dict = {}
+    for item in updates:
+        *outer, last = [item.key] if item.key else list(item.nested_key)
+        target = values
+        for key in outer:
+            target = target.setdefault(key, {})
+        target[last] = json.loads(item.value_json)
+    return values
+
+
+def read_offline_run(run_dir: Path) -> list[dict]:
     """Run metadata, metric definitions, history rows and the final summary of every offline run in ``run_dir``."""
+    import wandb
+
+    wandb.teardown()  # the service writes the run file asynchronously: stop it, as the process's exit would, to read it whole
     runs = []
     for file in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
         run, metrics, history, summary, order = None, {}, [], {}, []
@@ -70,12 +86,12 @@ def read_offline_run(run_dir: Path) -> dict:
             elif kind == "metric":
                 metrics[record.metric.name or record.metric.glob_name] = record.metric
             elif kind == "history":
-                history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item})
+                history.append(items(record.history.item))
                 order.append(("history", set(history[-1])))
             elif kind == "summary":
-                for item in record.summary.update:
-                    summary[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
-                order.append(("summary", {item.key or "/".join(item.nested_key) for item in record.summary.update}))
+                update = items(record.summary.update)
+                summary.update(update)
+                order.append(("summary", set(update)))
         runs.append({"run": run, "metrics": metrics, "history": history, "summary": summary, "order": order})
     return runs
 
@@ -107,7 +123,8 @@ def test_an_offline_search_logs_curves_agent_metrics_and_ends_with_the_best_epis
     for row, record in zip(episodes, records):
         assert row["episode/return"] == record.episode_return and row["episode/score"] == record.score
         assert row["episode/macs_ratio"] == record.macs_ratio and row["episode/budget_met"] == float(record.budget_met)
-        assert row["evaluations"] == record.evaluations and row["seconds"] == pytest.approx(record.seconds)
+        assert row["evaluations"] == record.evaluations and row["seconds"] == pytest.approx(record.seconds, abs=1e-3)
+        assert row["env_steps"] == 2 * (record.episode + 1)  # LeNet-5: two groups
         best_so_far_ = best_episode(records[: record.episode + 1])
         assert row["best/return"] == best_so_far_.episode_return and row["best/episode"] == best_so_far_.episode
     agent_rows = [row for row in logged["history"] if "train/critic_loss" in row]
@@ -119,10 +136,21 @@ def test_an_offline_search_logs_curves_agent_metrics_and_ends_with_the_best_epis
     assert final["best/score"] == best["score"] and final["best/macs"] == best["macs"]
     assert final["best/kept_channels"] == best["kept_channels"] and final["episodes_done"] == 6 and final["interrupted"] is False
     assert "episode/score" not in final  # single episodes have no summary
+    images = next(row for row in logged["history"] if "plots/learning_curve" in row)
+    assert images["plots/learning_curve"]["_type"] == images["plots/score_vs_macs"]["_type"] == "image-file"
+    assert list(run.glob("wandb/offline-run-*/files/media/images/plots/learning_curve_*.png"))
     plots_at = next(i for i, (kind, keys) in enumerate(logged["order"]) if kind == "history" and "plots/learning_curve" in keys)
     best_at = max(i for i, (kind, keys) in enumerate(logged["order"]) if kind == "summary" and "best/kept_channels" in keys)
     assert plots_at < best_at
     assert not any(keys & {"best/score", "best/return"} for _, keys in logged["order"][best_at + 1:]), "nothing overwrites the summary"
+
+
+def test_online_wandb_without_credentials_is_a_one_line_error_and_leaves_no_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc either
+    with pytest.raises(RunError, match=r"wandb online cannot start \(No API key.*wandb login.*--wandb offline"):
+        run_search(SearchConfig(agent="uniform", episodes=1, wandb="online", **FAST), run_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_resumed_run_continues_its_wandb_run_and_same_named_folders_never_share_one(tmp_path, monkeypatch):
@@ -207,7 +235,7 @@ def test_the_learning_curve_shows_each_groups_mean_best_so_far_its_interval_and_
     warmup = max(run.records[3].evaluations for run in ddpg)
     spans = [p for p in returns_axis.patches if isinstance(p, Rectangle)]
     assert spans and 0 < spans[0].get_width() <= warmup
-    figure.canvas.draw()
+    figure.draw_without_rendering()  # runs the constrained layout
     legend = figure.legends[0].get_window_extent()
     assert legend.y1 <= min(axis.get_window_extent().y0 for axis in figure.axes), "the legend is below the data"
     title = figure.get_suptitle()
