@@ -94,14 +94,16 @@ def readme_blocks(language: str) -> list[str]:
 
 def test_the_readme_agent_runs_as_written_through_its_entry_point(tmp_path, monkeypatch):
     (agent_code,) = readme_blocks("python")
-    (entry_point,) = readme_blocks("toml")
-    name, module, attribute = re.search(r'^([\w-]+) = "(\w+):(\w+)"$', entry_point, flags=re.MULTILINE).groups()
+    (pyproject,) = readme_blocks("toml")
+    assert '[project.entry-points."prune_gym.agents"]' in pyproject
+    name, target = re.search(r'^([\w-]+) = "([\w.]+:\w+)"$', pyproject, flags=re.MULTILINE).groups()
+    module, attribute = target.split(":")
     assert 20 <= len(agent_code.splitlines()) <= 50, "a short example"
     (tmp_path / f"{module}.py").write_text(agent_code)
     dist_info = tmp_path / f"{module}-0.1.dist-info"  # what `pip install` writes for the pyproject.toml entry point
     dist_info.mkdir()
     (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
-    (dist_info / "entry_points.txt").write_text(entry_point.replace('[project.entry-points."prune_gym.agents"]', "[prune_gym.agents]"))
+    (dist_info / "entry_points.txt").write_text(f"[prune_gym.agents]\n{name} = {target}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
 
     assert compatible_environment(name) == ("LayerRate-v0", "continuous")
