@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import inspect
 import json
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from prune_gym.errors import PruneGymError
+from prune_gym.registry import first_line
 from prune_gym.runs import WANDB_MODES, SearchConfig
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(SearchConfig) if field.default is not dataclasses.MISSING}
 
@@ -63,10 +69,9 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = _console()
     best = summary.get("best")
     if best is None:
         console.print(f"no episode finished; run folder {summary['run_dir']}")
@@ -88,7 +93,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(totals)
     state = f"interrupted: resume with `prune-gym search --resume {summary['run_dir']}`" if summary["interrupted"] else "done"
     console.print(f"budget {summary['macs_budget']} (MACs kept) {'met' if best['budget_met'] else 'NOT met'}; {state}")
-    console.print(f"run folder and plots: {summary['run_dir']}/learning_curve.png, score_vs_macs.png")
+    console.print(f"run folder and plots: {summary['run_dir']}/learning_curve.png, score_vs_macs.png (and .pdf)")
 
 
 def _agent_config(path: str | None) -> dict[str, Any]:
@@ -197,34 +202,118 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from prune_gym.tracking import plot_run
+    from prune_gym.plots import plot_runs
 
-    for path in plot_run(args.run):
+    output = args.output or (args.runs[0] if len(args.runs) == 1 else "plots")
+    for path in plot_runs(args.runs, output):
         print(path)
     return 0
 
 
-def _listers() -> dict[str, Callable[[], list[str]]]:
-    import prune_gym
-    import prune_gym.benchmark
-    from prune_gym.agent_api import list_agents
+def _console() -> Console:
+    """A rich console that never wraps when piped: rows and paths stay whole for grep and copy-paste."""
+    from rich.console import Console
 
-    return {
-        "tasks": prune_gym.list_tasks,
-        "environments": prune_gym.list_environments,
-        "models": prune_gym.list_models,
-        "datasets": prune_gym.list_datasets,
-        "rewards": prune_gym.list_rewards,
-        "observations": prune_gym.list_observations,
-        "criteria": prune_gym.list_importance_criteria,
-        "agents": list_agents,
-        "suites": prune_gym.benchmark.list_suites,
-    }
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 100_000
+    return console
+
+
+def _doc(item: Any) -> str:
+    """The first line of an object's docstring; for a ``functools.partial``, its function's, then the bound arguments."""
+    if isinstance(item, functools.partial):
+        bound = inspect.signature(item.func).bind_partial(*item.args, **item.keywords).arguments
+        return f"{_doc(item.func)} ({', '.join(f'{name}={value!r}' for name, value in bound.items())})"
+    return first_line(item)
+
+
+def _agent_rows() -> list[tuple[str, ...]]:
+    """Installed agents: name, action spaces, description; adapters one row per algorithm (``sb3:PPO``)."""
+    from prune_gym.agent_api import list_agents, load_agent_class, supported_action_spaces, supported_environments
+
+    def spaces(name: str) -> str:
+        declared = supported_action_spaces(name)
+        environments = supported_environments(name)
+        text = ", ".join(space.__name__ for space in declared) if declared is not None else "any"
+        return f"{text} on {', '.join(environments)}" if environments else text
+
+    rows: list[tuple[str, ...]] = []
+    for name in list_agents():
+        try:
+            cls = load_agent_class(name)
+        except ValueError as error:  # a broken third-party agent: say so, list the others
+            rows.append((name, "", str(error)))
+            continue
+        algorithms = getattr(cls, "algorithms", None)  # an adapter: `name:ALGO` passes algorithm=ALGO
+        if callable(algorithms) and "algorithm" in inspect.signature(cls).parameters:
+            rows += [(f"{name}:{algorithm}", spaces(f"{name}:{algorithm}"), description) for algorithm, description in algorithms().items()]
+        else:
+            rows.append((name, spaces(name), _doc(cls)))
+    return rows
+
+
+def _task_rows() -> list[tuple[str, ...]]:
+    from prune_gym.tasks import get_task, list_tasks
+
+    def checkpoint(task: Any) -> str:
+        if task.checkpoint_path().exists():
+            return "cached"
+        return "trains on first use" if task.auto_pretrain else "run `prune-gym pretrain`"
+
+    return [(name, checkpoint(task), task.metric, task.description) for name in list_tasks() for task in [get_task(name)]]
+
+
+def _catalogue(what: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Column headers and rows of ``prune-gym list WHAT``; imports only what that listing needs."""
+    if what == "tasks":
+        return ("task", "checkpoint", "metric", "description"), _task_rows()
+    if what == "agents":
+        return ("agent", "action spaces", "description"), _agent_rows()
+    if what == "environments":
+        from prune_gym.envs import environment_class, list_environments
+
+        return (("environment", "action types", "description"),
+                [(env_id, ", ".join(environment_class(env_id).action_types), _doc(environment_class(env_id)))
+                 for env_id in list_environments()])
+    if what == "models":
+        from prune_gym.tasks.models import _MODELS
+
+        return ("model", "input (C, H, W)", "description"), [(name, str(spec.input_shape), _doc(spec.factory))
+                                                             for name in _MODELS.names() for spec in [_MODELS.get(name)]]
+    if what == "datasets":
+        from prune_gym.tasks.data import _DATASETS
+
+        return ("dataset", "description"), [(name, _doc(_DATASETS.get(name))) for name in _DATASETS.names()]
+    if what == "rewards":
+        from prune_gym.rewards import get_reward, list_rewards
+
+        return ("reward", "kind", "description"), [(name, "sparse" if spec.sparse else "", spec.description)
+                                                   for name in list_rewards() for spec in [get_reward(name)]]
+    if what == "observations":
+        from prune_gym.observations import get_observation, list_observations
+
+        return ("observation", "description"), [(name, _doc(get_observation(name))) for name in list_observations()]
+    if what == "suites":
+        from prune_gym.benchmark import get_suite, list_suites
+
+        suites = [get_suite(name) for name in list_suites()]
+        return ("suite", "entries", "seeds", "description"), [(suite.name, str(len(suite.entries)), str(len(suite.seeds)),
+                                                                suite.description) for suite in suites]
+    from prune_gym.pruning.importance import get_importance, list_importance_criteria
+
+    return ("criterion", "description"), [(name, get_importance(name).description) for name in list_importance_criteria()]
+
+
+LISTINGS = ("tasks", "environments", "models", "datasets", "rewards", "observations", "criteria", "agents", "suites")
 
 
 def _list(args: argparse.Namespace) -> int:
-    for name in _listers()[args.what]():
-        print(name)
+    headers, rows = _catalogue(args.what)
+    rows = [headers, *[tuple(cell.replace("``", "") for cell in row) for row in rows]]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(headers))]
+    for row in rows:  # plain aligned columns, one line per entry: nothing wraps when piped to grep or a file
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return 0
 
 
@@ -320,14 +409,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--output", default=None)
     export.set_defaults(handler=_export)
 
-    plot = commands.add_parser("plot", help="redraw a run's PNG plots from episodes.csv")
-    plot.add_argument("run")
+    plot = commands.add_parser("plot", help="draw runs' learning curves and score-vs-MACs Pareto fronts (PNG and PDF)",
+                               description="Runs that differ only in their seed are one group: mean and 95%% CI across seeds.")
+    plot.add_argument("runs", nargs="+", metavar="RUN", help="run folders (of one task, environment, MACs budget and reward)")
+    plot.add_argument("--output", default=None, metavar="DIR", help="where to write the figures (default: the run folder for one run, "
+                                                                     "else ./plots)")
     plot.set_defaults(handler=_plot)
 
     listing = commands.add_parser("list", help="list registered tasks, environments, models, datasets, rewards, observations, "
-                                               "criteria, agents or suites")
-    listing.add_argument("what", choices=["tasks", "environments", "models", "datasets", "rewards", "observations", "criteria", "agents",
-                                          "suites"])
+                                               "criteria, agents or suites, with one-line descriptions")
+    listing.add_argument("what", choices=LISTINGS)
     listing.set_defaults(handler=_list)
     return parser
 

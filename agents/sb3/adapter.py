@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import numbers
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
@@ -12,7 +14,7 @@ import numpy as np
 import stable_baselines3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.logger import KVWriter, Logger
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
@@ -24,19 +26,42 @@ _PROBE_SPACES: tuple[gym.Space, ...] = (gym.spaces.Box(0.0, 1.0, (1,)), gym.spac
 _BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
-def quiet_logger() -> Logger:
-    """An SB3 logger that writes nothing (no /tmp/SB3-* folders, no stdout)."""
-    return Logger(folder=None, output_formats=[])
+class MetricsWriter(KVWriter):
+    """An SB3 logger output that hands every dump's numbers (``train/actor_loss``, ``rollout/ep_rew_mean``, ...) to ``send``.
+
+    It writes no file and nothing on stdout; other values SB3 records (videos, figures, text) are left out.
+    """
+
+    def __init__(self, send: Callable[[dict[str, float]], None]) -> None:
+        self.send = send
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, tuple[str, ...]], step: int = 0) -> None:
+        numbers_only = {key: float(value) for key, value in key_values.items() if isinstance(value, numbers.Real)}
+        if numbers_only:
+            self.send(numbers_only)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def quiet_logger(send: Callable[[dict[str, float]], None] | None = None) -> Logger:
+    """An SB3 logger that writes no file (no /tmp/SB3-* folders) and nothing on stdout; with ``send``, it hands
+    each dump's numbers to it (:class:`MetricsWriter`)."""
+    return Logger(folder=None, output_formats=[MetricsWriter(send)] if send is not None else [])
+
+
+def sb3_algorithms() -> dict[str, type[BaseAlgorithm]]:
+    """stable-baselines3's algorithm classes by name."""
+    return {name: cls for name in dir(stable_baselines3) if isinstance(cls := getattr(stable_baselines3, name), type)
+            and issubclass(cls, BaseAlgorithm)}
 
 
 def algorithm_class(algorithm: str) -> type[BaseAlgorithm]:
     """The stable-baselines3 algorithm class named ``algorithm``; unknown names list the known ones."""
-    cls = getattr(stable_baselines3, algorithm, None)
-    if not (isinstance(cls, type) and issubclass(cls, BaseAlgorithm)):
-        known = sorted(n for n in dir(stable_baselines3) if isinstance(getattr(stable_baselines3, n), type)
-                       and issubclass(getattr(stable_baselines3, n), BaseAlgorithm))
-        raise ValueError(f"unknown stable-baselines3 algorithm {algorithm!r}; choose one of {known}")
-    return cls
+    known = sb3_algorithms()
+    if algorithm not in known:
+        raise ValueError(f"unknown stable-baselines3 algorithm {algorithm!r}; choose one of {sorted(known)}")
+    return known[algorithm]
 
 
 class _Probe(gym.Env):
@@ -80,6 +105,12 @@ class SB3Agent(BaseAgent):
     def supported_action_spaces_for(cls, hyperparameters: dict[str, Any]) -> tuple[type[gym.Space], ...]:
         return _sb3_action_spaces(hyperparameters.get("algorithm", "PPO"))
 
+    @classmethod
+    def algorithms(cls) -> dict[str, str]:
+        """The algorithms ``sb3:ALGO`` accepts, each with a one-line description (from stable-baselines3's docstring)."""
+        return {name: f"stable-baselines3's {(algorithm.__doc__ or name).strip().splitlines()[0].rstrip('.')}"
+                for name, algorithm in sb3_algorithms().items()}
+
     def __init__(self, env: gym.Env, seed: int | None = None, algorithm: str = "PPO", policy: str = "MlpPolicy", **kwargs: Any) -> None:
         cls = algorithm_class(algorithm)
         super().__init__(env, seed, {"algorithm": algorithm})
@@ -88,13 +119,15 @@ class SB3Agent(BaseAgent):
             if "batch_size" in cls.__init__.__code__.co_varnames:
                 kwargs.setdefault("batch_size", kwargs["n_steps"])
         self.model = self._build(cls, policy, seed, kwargs)
-        self.model.set_logger(quiet_logger())
+        self.model.set_logger(quiet_logger(self.log_metrics))
 
     def _build(self, cls: type[BaseAlgorithm], policy: str, seed: int | None, kwargs: dict[str, Any]) -> BaseAlgorithm:
         return cls(policy, self.env, seed=seed, verbose=0, **kwargs)
 
     def learn(self, episodes: int) -> None:
-        self.model.learn(total_timesteps=episodes * self.episode_length, reset_num_timesteps=False)
+        """Train ``episodes x num_groups`` more timesteps; SB3's metrics reach :meth:`log_metrics` after every episode
+        (off-policy) or rollout (on-policy)."""
+        self.model.learn(total_timesteps=episodes * self.episode_length, reset_num_timesteps=False, log_interval=1)
 
     def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
         return self.model.predict(observation, deterministic=deterministic)[0]

@@ -1,10 +1,31 @@
-"""Tasks: datasets, the model zoo, training and checkpoints, and the task registry."""
+"""Tasks: datasets, the model zoo, training and checkpoints, and the task registry.
+
+The model zoo (``build_model``, ``default_input_shape``, ``list_models``,
+``register_model``) defines ``nn.Module`` classes, so it is imported on first
+use: listing tasks or datasets does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from prune_gym.tasks.data import DatasetArrays, Splits, list_datasets, load_dataset, make_splits, register_dataset
 from prune_gym.tasks.metrics import evaluate, get_metric, list_metrics, register_metric
-from prune_gym.tasks.models import build_model, default_input_shape, list_models, register_model
 from prune_gym.tasks.registry import Task, get_task, list_tasks, register_task
 from prune_gym.tasks.training import TrainingConfig, TrainResult, TrainStats, fine_tune, recovery_config, train
+
+if TYPE_CHECKING:
+    from prune_gym.tasks.models import build_model, default_input_shape, list_models, register_model
+
+_MODEL_ZOO = ("build_model", "default_input_shape", "list_models", "register_model")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MODEL_ZOO:
+        return getattr(importlib.import_module("prune_gym.tasks.models"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DatasetArrays",

@@ -20,16 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from prune_gym.errors import DatasetUnavailableError
 from prune_gym.paths import cache_dir, data_root
 from prune_gym.registry import Registry
 from prune_gym.storage import write_atomic
+
+if TYPE_CHECKING:  # torch is imported where it runs: `prune-gym list` starts without it
+    import torch
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 _STATS = {  # per-channel (mean, std) of the training images in [0, 1]
@@ -85,6 +86,8 @@ def check_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, name: str
     Raises:
         ValueError: one line naming the task, the part and what is wrong.
     """
+    import torch
+
     parts = {}
     for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         x, y = torch.as_tensor(x), torch.as_tensor(y)
@@ -114,6 +117,8 @@ def check_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, name: str
 
 def _normalise(images: torch.Tensor, name: str) -> torch.Tensor:
     """uint8 or [0, 1] images (N, C, H, W) -> float32 normalised with the dataset's statistics."""
+    import torch
+
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     mean, std = _STATS[name]
     return ((x - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)).contiguous()
@@ -128,6 +133,9 @@ def _unavailable(name: str, folder: Path, how: str, cause: Exception | None = No
 
 
 def _load_digits(root: Path, download: bool) -> DatasetArrays:
+    """scikit-learn's 1797 bundled 8x8 digits, resized to 28x28 (80/20 stratified train/test; never downloads)."""
+    import torch
+    import torch.nn.functional as F
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -169,6 +177,7 @@ def _idx_root(root: Path, cls: Any, extra_folders: tuple[Path, ...] = ()) -> Pat
 
 def _torchvision(name: str, cls_name: str, folder_hint: str, extra_folders: tuple[Path, ...] = ()) -> Callable[[Path, bool], DatasetArrays]:
     def load(root: Path, download: bool) -> DatasetArrays:
+        import torch
         import torchvision
 
         cls = getattr(torchvision.datasets, cls_name)
@@ -191,10 +200,14 @@ def _torchvision(name: str, cls_name: str, folder_hint: str, extra_folders: tupl
 
         return DatasetArrays(*tensors(train), *tensors(test))
 
+    load.__doc__ = f"torchvision's {cls_name} (downloaded into the data root when missing and online)"
     return load
 
 
 def _load_cifar10_subset(root: Path, download: bool) -> DatasetArrays:
+    """A fixed 8068-image subset of CIFAR-10 (``cifar10-subset.npz`` of the shared data; never downloads)."""
+    import torch
+
     path = root / "cifar10-subset.npz"
     if not path.is_file():
         raise _unavailable("cifar10-subset", root, "It is a fixed subset of CIFAR-10 shipped with the project's shared data: "
@@ -218,6 +231,9 @@ def compose_scenes(digits: torch.Tensor, labels: torch.Tensor, count: int, seed:
     Returns:
         (images (count, 1, size, size) in [0, 1], per-pixel labels (count, size, size) int64).
     """
+    import torch
+    import torch.nn.functional as F
+
     generator = torch.Generator().manual_seed(seed)
     small = F.interpolate(digits, size=(digit_size, digit_size), mode="bilinear", align_corners=False).clamp(0, 1)
     images = torch.zeros(count, 1, size, size)
@@ -301,6 +317,8 @@ def make_splits(arrays: DatasetArrays, reward_size: int, seed: int = 0) -> Split
     n = len(arrays.y_train)
     if not 0 < reward_size < n:
         raise ValueError(f"reward_size must be between 1 and {n - 1} (the training set has {n} images), got {reward_size}")
+    import torch
+
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     reward, train = order[:reward_size].sort().values, order[reward_size:].sort().values
     return Splits(arrays.x_train[train].contiguous(), arrays.y_train[train], arrays.x_train[reward].contiguous(),

@@ -17,14 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from prune_gym.registry import Registry
 
-Statistics = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Final = Callable[[torch.Tensor], float]
+if TYPE_CHECKING:  # torch is imported where it runs: `prune-gym list` starts without it
+    import torch
+
+Statistics = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
+Final = Callable[["torch.Tensor"], float]
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ def list_metrics() -> list[str]:
 
 
 def _accuracy_statistics(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    import torch
+
     return torch.stack([(logits.argmax(dim=1) == targets).sum(), torch.tensor(targets.numel(), device=targets.device)])
 
 
@@ -69,6 +72,8 @@ def _ratio(total: torch.Tensor) -> float:
 
 
 def _confusion(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    import torch
+
     classes = logits.shape[1]
     pairs = targets.reshape(-1) * classes + logits.argmax(dim=1).reshape(-1)
     return torch.bincount(pairs, minlength=classes * classes).reshape(classes, classes)
@@ -88,6 +93,8 @@ register_metric("mean-iou", _confusion, _mean_iou)
 
 def evaluate(model: Any, x: torch.Tensor, y: torch.Tensor, metric: str | MetricSpec = "accuracy", batch_size: int = 100) -> float:
     """The metric of ``model`` on ``(x, y)``, in eval mode and ``inference_mode``, batch by batch (inputs moved to the model's device)."""
+    import torch
+
     spec = metric if isinstance(metric, MetricSpec) else get_metric(metric)
     was_training = model.training
     model.eval()

@@ -11,20 +11,20 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from prune_gym.errors import CheckpointMissingError
 from prune_gym.paths import checkpoint_path
 from prune_gym.registry import Registry
 from prune_gym.tasks.data import DatasetArrays, Splits, check_arrays, load_dataset, make_splits
 from prune_gym.tasks.metrics import evaluate, get_metric
-from prune_gym.tasks.models import build_model
 from prune_gym.tasks.training import TrainingConfig, TrainResult, load_checkpoint, save_checkpoint, train
 
-ModelSource = str | nn.Module | Callable[[], nn.Module]
+if TYPE_CHECKING:  # torch is imported where it runs: `prune-gym list tasks` starts without it
+    import torch
+    from torch import nn
+
+ModelSource: TypeAlias = "str | nn.Module | Callable[[], nn.Module]"
 DataSource = str | Callable[[], DatasetArrays]
 
 
@@ -73,6 +73,8 @@ class Task:
 
     def build_model(self) -> nn.Module:
         """A freshly initialised (untrained) model for this task."""
+        from prune_gym.tasks.models import build_model
+
         if isinstance(self.model, str):
             return build_model(self.model, num_classes=self.num_classes, in_channels=self.input_shape[0])
         return self.model()
@@ -87,6 +89,8 @@ class Task:
 
     def pretrain(self, device: str | torch.device = "cpu", epochs: int | None = None, progress: bool = True) -> TrainResult:
         """Train the model from scratch (seeded: same initialisation and batches every time) and cache its checkpoint."""
+        import torch
+
         torch.manual_seed(self.split_seed)
         model = self.build_model().to(device)
         config = self.training if epochs is None else TrainingConfig(**{**self.training.__dict__, "epochs": epochs})
@@ -154,6 +158,8 @@ def _add(task: Task, overwrite: bool = False) -> Task:
 
 def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """Images and labels of an indexable (image tensor, label) dataset as two tensors."""
+    import torch
+
     images, labels = zip(*(dataset[i] for i in range(len(dataset))))
     return torch.stack([torch.as_tensor(image) for image in images]).float(), torch.as_tensor(labels)
 
@@ -181,6 +187,9 @@ def check_model(model: Any, name: str) -> None:
     Raises:
         ValueError: one line naming the task and the offending layer.
     """
+    import torch
+    from torch import nn
+
     if not isinstance(model, nn.Module):
         raise ValueError(f"task {name!r}: the model factory returned {type(model).__name__}, not a torch nn.Module")
     for layer_name, module in model.named_modules():
@@ -224,6 +233,8 @@ def register_task(
         metric: the registered metric the task is scored by (``accuracy``; ``mean-iou`` for segmentation).
         training: fields of :class:`TrainingConfig` (epochs, batch_size, lr, optimizer, ...).
     """
+    from torch import nn
+
     factory: str | Callable[[], nn.Module]
     if isinstance(model, nn.Module):
         template = model
@@ -236,6 +247,8 @@ def register_task(
         factory = model
     else:
         raise TypeError(f"model must be a zoo name, an nn.Module or a factory, got {type(model).__name__}")
+    from prune_gym.tasks.models import build_model
+
     check_model(factory() if callable(factory) else build_model(factory), name)
     task = Task(name, factory, _as_data_source(data, name), reward_size, TrainingConfig(**training), auto_pretrain,
                 description=description, metric=metric)

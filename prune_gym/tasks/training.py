@@ -6,17 +6,17 @@ import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any, Literal
 
 from prune_gym.errors import CheckpointError
 from prune_gym.storage import write_atomic
-from prune_gym.tasks.data import Splits
 from prune_gym.tasks.metrics import get_metric
+
+if TYPE_CHECKING:  # torch is imported where it runs: `prune-gym list` starts without it
+    import torch
+    from torch import nn
+
+    from prune_gym.tasks.data import Splits
 
 CHECKPOINT_FORMAT = 1
 
@@ -47,6 +47,9 @@ class TrainResult:
 
 def _augment(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Random 4-pixel-padded crop and horizontal flip (the CIFAR standard), on tensors."""
+    import torch
+    import torch.nn.functional as F
+
     n, _, h, w = batch.shape
     padded = F.pad(batch, (4, 4, 4, 4))
     dx, dy = torch.randint(0, 9, (2, n), generator=generator).tolist()
@@ -84,6 +87,10 @@ def train(
     """
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"invalid steps={steps!r}: expected a positive number of training batches, or None for whole epochs")
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -153,6 +160,8 @@ def fine_tune(model: nn.Module, splits: Splits, config: TrainingConfig, *, epoch
 
 def save_checkpoint(path: Path, model: nn.Module, metadata: dict[str, Any]) -> None:
     """Write ``{"format", "state_dict", "metadata"}`` atomically (:func:`prune_gym.storage.write_atomic`)."""
+    import torch
+
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, lambda handle: torch.save({"format": CHECKPOINT_FORMAT, "state_dict": state, "metadata": metadata}, handle))
@@ -164,6 +173,8 @@ def load_checkpoint(path: Path, model: nn.Module, task_name: str) -> dict[str, A
     Raises:
         CheckpointError: unreadable, written for another task, or keys/shapes that do not fit ``model``.
     """
+    import torch
+
     fix = f"delete it or run `prune-gym pretrain {task_name} --retrain`"
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
