@@ -13,6 +13,7 @@ A run folder holds:
 ``summary.json``       the run's outcome (atomically)
 ``*.png``, ``*.pdf``   plots; ``fine_tune.json``, ``fine_tuned.pt``, ``pruned.pt`` after recovery/export
 ``.lock``              held by the process writing the folder (its PID inside)
+``wandb_run_id.txt``   the wandb run's id (a resume continues the same run); ``wandb/`` offline runs
 =====================  ==========================================================
 
 Nothing here imports torch: the CLI reads run folders quickly.

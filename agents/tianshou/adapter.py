@@ -205,6 +205,12 @@ class TianshouAgent(BaseAgent):
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = CONTINUOUS + DISCRETE
 
     @classmethod
+    def algorithms(cls) -> dict[str, str]:
+        """The algorithms ``tianshou:ALGO`` accepts, each with the action spaces it acts in."""
+        return {name: f"tianshou's {name} ({', '.join(space.__name__ for space in spec.action_spaces)})"
+                for name, spec in ALGORITHMS.items()}
+
+    @classmethod
     def supported_action_spaces_for(cls, hyperparameters: dict[str, Any]) -> tuple[type[gym.Space], ...]:
         return algorithm_spec(hyperparameters.get("algorithm", "PPO"))[1].action_spaces
 

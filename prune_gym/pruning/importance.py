@@ -34,8 +34,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch_pruning as tp
-from sklearn.cluster import KMeans
-from sklearn.metrics import pairwise_distances
 from torch import nn
 
 from prune_gym.registry import Registry, first_line
@@ -51,7 +49,7 @@ class UndefinedImportanceError(ValueError):
     """A criterion cannot score a group (e.g. ``bn-scale`` on a group without BatchNorm)."""
 
 
-def _torch_pruning(importance: tp.importance.Importance, label: str) -> Criterion:
+def _torch_pruning(importance: tp.importance.Importance, label: str, description: str) -> Criterion:
     def criterion(group: ChannelGroup) -> np.ndarray:
         with torch.no_grad():
             scores = importance(group.tp_group)
@@ -59,6 +57,8 @@ def _torch_pruning(importance: tp.importance.Importance, label: str) -> Criterio
             raise UndefinedImportanceError(f"importance '{label}' is undefined for group {group.index} ({group.name}): "
                                            "it has no layer it can score")
         return scores.detach().double().cpu().numpy()
+
+    criterion.__doc__ = description
 
     return criterion
 
@@ -96,11 +96,14 @@ def group_filters(group: ChannelGroup) -> np.ndarray:
 
 
 def cluster_redundancy(group: ChannelGroup, cluster_fraction: float = 0.25, seed: int = 0) -> np.ndarray:
-    """Mean distance of each filter to the rest of its k-means cluster (k = fraction x channels): a fixed ranking.
+    """CISAI 2022: keeping n filters keeps one per k-means cluster (k = n); as a score, distance within its cluster.
 
     Low scores mark redundant filters (inside a set of similar filters); a
     filter alone in its cluster gets the largest distance found in the layer.
     """
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import pairwise_distances
+
     filters = group_filters(group)
     n = len(filters)
     n_clusters = max(1, min(n, int(round(n * cluster_fraction))))
@@ -118,6 +121,8 @@ def cluster_redundancy(group: ChannelGroup, cluster_fraction: float = 0.25, seed
 def cluster_selection(group: ChannelGroup, n_keep: int, among: np.ndarray, seed: int = 0) -> np.ndarray:
     """CISAI 2022's rate-aware selection: k-means of the candidate filters into ``n_keep`` sets, keep each set's
     most representative filter (the one nearest its centroid); filters inside a set are redundant."""
+    from sklearn.cluster import KMeans
+
     candidates = np.flatnonzero(among)
     filters = group_filters(group)[candidates]
     keep = np.zeros(group.num_channels, dtype=bool)
@@ -242,10 +247,14 @@ class ImportanceRanking:
         return keep
 
 
-register_importance("l1", _torch_pruning(tp.importance.GroupMagnitudeImportance(p=1, group_reduction="first", normalizer=None), "l1"))
-register_importance("l2", _torch_pruning(tp.importance.GroupMagnitudeImportance(p=2, group_reduction="first", normalizer=None), "l2"))
+register_importance("l1", _torch_pruning(tp.importance.GroupMagnitudeImportance(p=1, group_reduction="first", normalizer=None), "l1",
+                                         "L1 norm of each filter of the group's root conv (Li et al. 2017)"))
+register_importance("l2", _torch_pruning(tp.importance.GroupMagnitudeImportance(p=2, group_reduction="first", normalizer=None), "l2",
+                                         "L2 norm of each filter of the group's root conv"))
 register_importance("std", filter_std)
-register_importance("bn-scale", _torch_pruning(tp.importance.BNScaleImportance(normalizer=None), "bn-scale"))
-register_importance("fpgm", _torch_pruning(tp.importance.FPGMImportance(normalizer=None), "fpgm"))
+register_importance("bn-scale", _torch_pruning(tp.importance.BNScaleImportance(normalizer=None), "bn-scale",
+                                               "|gamma| of the group's BatchNorms (network slimming)"))
+register_importance("fpgm", _torch_pruning(tp.importance.FPGMImportance(normalizer=None), "fpgm",
+                                           "distance to the geometric median of the layer's filters (FPGM)"))
 register_importance("cluster", cluster_redundancy, select=cluster_selection)
 register_importance("random", random_ranking, feature=False)
