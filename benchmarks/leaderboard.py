@@ -41,8 +41,8 @@ AGENTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [  # (agent, agent kw
     ("random-search", {}, {}),
     ("cma-es", {}, {}),
     ("tpe", {}, {}),
-    ("ddpg", {}, {}),
-    ("try-and-learn", {}, {}),
+    ("ddpg", {"warmup_episodes": 30}, {}),  # AMC's 100 warm-up episodes would fill the whole budget of 100
+    ("try-and-learn", {}, {"reward": "try-and-learn"}),  # it learns each layer from its own step's (dense) reward
     ("sb3:PPO", {}, {}),
     ("sb3:SAC", {}, {}),
     ("tianshou:SAC", {}, {}),
