@@ -69,7 +69,7 @@ def layer_by_layer(task: str, rates: np.ndarray, steps: int, seed: int, device: 
 def main() -> None:
     args = common.arguments(__doc__.splitlines()[0])
     tasks = ["lenet5-digits"] if args.quick else ["resnet20-slim-fashion-mnist", "vgg16-slim-cifar10-subset"]
-    steps = 10 if args.quick else 150
+    steps = 10 if args.quick else 60
     rows, verdicts, payload = [], [], {"budget": 0.5, "steps": steps, "tasks": {}}
     for task in tasks:
         rates = global_rates(task, 0.5, args.device)

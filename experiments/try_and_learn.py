@@ -29,11 +29,11 @@ from agents.try_and_learn import TryAndLearnAgent
 from prune_gym.benchmark import Recovery
 
 TASKS = {  # task: reward protocol
-    "vgg16-slim-cifar10-subset": {"reward_samples": 500, "bn_recalibration": 100},
-    "resnet20-slim-fashion-mnist": {"reward_samples": 500, "bn_recalibration": 100},
-    "fcn-mnist-scenes": {"reward_samples": 300, "bn_recalibration": 100},
+    "vgg16-slim-cifar10-subset": {"reward_samples": 300, "bn_recalibration": 100},
+    "resnet20-slim-fashion-mnist": {"reward_samples": 300, "bn_recalibration": 100},
+    "fcn-mnist-scenes": {"reward_samples": 200, "bn_recalibration": 100},
 }
-AGENT = {"trials_per_update": 6, "max_updates_per_layer": 15, "fine_tune_steps": 40}
+AGENT = {"trials_per_update": 4, "max_updates_per_layer": 4, "fine_tune_steps": 20}  # sized for about 30 minutes on 2 CPU cores
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     tasks = {"lenet5-digits": {"reward_samples": 200}} if args.quick else TASKS
     allowances = (0.02, 0.2) if args.quick else (0.01, 0.05, 0.2)
     agent_kwargs = {"trials_per_update": 4, "max_updates_per_layer": 3, "fine_tune_steps": 10} if args.quick else AGENT
-    steps = 20 if args.quick else 150
+    steps = 20 if args.quick else 100
     rows, payload, trends = [], {"allowances": allowances, "agent": agent_kwargs, "steps": steps, "tasks": {}}, []
     for task, protocol in tasks.items():
         measurer = common.Measurer(task, Recovery(steps=steps, seeds=(0,)), args.out, args.device, protocol.get("bn_recalibration", 0))

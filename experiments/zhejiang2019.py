@@ -28,7 +28,7 @@ CRITERIA = ("std", "l1", "random")
 def main() -> None:
     args = common.arguments(__doc__.splitlines()[0])
     tasks = ["lenet5-digits"] if args.quick else ["vgg16-slim-cifar10-subset", "resnet56-slim-cifar10-subset"]
-    steps = 20 if args.quick else 300
+    steps = 20 if args.quick else 150
     tables, payload = [], {"budget": 0.7, "steps": steps, "tasks": {}}
     rows = []
     for task in tasks:
