@@ -70,8 +70,8 @@ def test_every_listing_names_each_entry_with_a_description(capsys):
 
 def test_agents_are_listed_with_their_action_spaces_and_every_stable_baselines3_algorithm(capsys):
     agents = listing(capsys, "agents")
-    assert {"ddpg", "uniform", "try-and-learn", "tianshou", "sb3:PPO", "sb3:SAC", "sb3:DQN"} <= set(agents)
-    assert "sb3" not in agents and not any(name.startswith("ddpg:") for name in agents)
+    assert {"ddpg", "uniform", "try-and-learn", "tianshou:PPO", "tianshou:SAC", "sb3:PPO", "sb3:SAC", "sb3:DQN"} <= set(agents)
+    assert "sb3" not in agents and "tianshou" not in agents and not any(name.startswith("ddpg:") for name in agents)
     assert agents["sb3:DQN"] == ["Discrete", "stable-baselines3's Deep Q-Network (DQN)"]
     assert agents["uniform"][0] == "Box on LayerRate-v0" and agents["try-and-learn"][0] == "MultiBinary"
     assert "AMC" in agents["ddpg"][1]

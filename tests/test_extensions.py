@@ -22,6 +22,7 @@ DIGITS = dict(task="lenet5-digits", reward_samples=100)
 def test_a_new_observation_is_a_function_of_the_episode_state():
     @prune_gym.register_observation("test-progress", size=2, overwrite=True)
     def progress(state):
+        """Fraction of groups decided, and of the MACs left."""
         return np.array([state.group_index / state.num_groups, state.macs_ratio])
 
     env = gym.make("LayerRate-v0", observation="test-progress", **DIGITS)
@@ -35,6 +36,7 @@ def test_a_new_observation_is_a_function_of_the_episode_state():
 def test_a_new_criterion_ranks_filters_and_becomes_a_filter_feature():
     @prune_gym.register_importance("test-last-first", overwrite=True)
     def last_first(group):
+        """Later filters matter more."""
         return np.arange(group.num_channels, dtype=float)  # later filters matter more
 
     env = gym.make("LayerRate-v0", criterion="test-last-first", enforce_budget=False, **DIGITS)

@@ -20,6 +20,9 @@ import numpy as np
 
 from prune_gym.errors import RunError
 
+MANIFEST = "benchmark.json"
+"""The file naming a benchmark folder's suite, agent and hyper-parameters."""
+
 BOOTSTRAP_REPS = 2000
 
 
@@ -88,8 +91,6 @@ def probability_of_improvement(runs_x: list[dict[str, Any]], runs_y: list[dict[s
 
 def collect(out: Path) -> dict[str, Any]:
     """Every run of a results folder (scored and failed) and the agent's aggregates."""
-    from prune_gym.benchmark.runner import MANIFEST
-
     manifest_path = Path(out) / MANIFEST
     if not manifest_path.exists():
         raise RunError(f"{out} is not a prune-gym benchmark folder (no {MANIFEST}): run `prune-gym benchmark --out {out}` first")

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 import prune_gym
 from prune_gym.agent_api import agent_hyperparameters, compatible_environment, load_agent_class
+from prune_gym.benchmark.aggregate import MANIFEST, collect
 from prune_gym.benchmark.executors import Executor, LocalExecutor
 from prune_gym.benchmark.scoring import RecoveryScorer, entry_references, mask_digest, standard_error
 from prune_gym.benchmark.suites import Entry, Suite, get_suite
@@ -35,7 +36,6 @@ from prune_gym.search import run_search
 from prune_gym.storage import file_sha256, write_atomic
 from prune_gym.tasks import get_task
 
-MANIFEST = "benchmark.json"
 RESULTS = "results.json"
 
 
@@ -207,8 +207,6 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
         ValueError: unknown suite or agent, an empty seed list, or hyper-parameters the agent rejects.
         RunError: ``out`` holds another suite's or agent's benchmark.
     """
-    from prune_gym.benchmark.aggregate import collect
-
     suite = get_suite(suite_name)
     seeds = list(suite.seeds if seeds is None else seeds)
     if not seeds:
