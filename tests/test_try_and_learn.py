@@ -110,7 +110,8 @@ def test_a_resumed_agent_continues_exactly(tmp_path):
 def test_the_drop_allowance_search_meets_a_macs_budget():
     best, probes = fit_drop_allowance(recorded, macs_budget=0.7, probes=2, seed=0)
     assert probes[0].drop_allowance == pytest.approx((0.005 * 0.2) ** 0.5)
-    assert probes[1].drop_allowance < probes[0].drop_allowance if probes[0].macs_ratio <= 0.7 else probes[1].drop_allowance > probes[0].drop_allowance
+    first_within = probes[0].macs_ratio <= 0.7
+    assert (probes[1].drop_allowance < probes[0].drop_allowance) == first_within, "within the budget: try a smaller b"
     assert best is not None and best.macs_ratio <= 0.7
     with pytest.raises(ValueError, match="macs_budget"):
         fit_drop_allowance(recorded, macs_budget=1.5)
