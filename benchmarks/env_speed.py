@@ -300,7 +300,7 @@ def main() -> None:
     print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     if args.prefix_cache:
-        prefix_cache_report(device, cpu, 2 if args.quick else 5)
+        prefix_cache_report(device, cpu, 2 if args.quick else 4)
         return
     episodes = {"lenet5-mnist": 7, "resnet20-cifar10-subset": 7, "vgg16-cifar10-subset": 3}
     results: dict[str, Any] = {"machine": cpu, "device": str(device), "threads": torch.get_num_threads()}
