@@ -22,6 +22,9 @@ scoring a new pruned network pays that once.
 
 Prints medians, the ratios env/floor and naive/env, a scaling table, and the
 peak RSS after 100 and 2000 LeNet-5 episodes; writes them as JSON too.
+``--prefix-cache`` instead times try-and-learn trials (one layer's keep-vector
+varied, earlier layers fixed) with the evaluator's prefix cache against full
+forward passes (:func:`prefix_cache_speed`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ if SHARED_DATA.is_dir():
     os.environ.setdefault("PRUNE_GYM_DATA", str(SHARED_DATA))
 
 import prune_gym  # noqa: E402
+from prune_gym.pruning.evaluation import MaskEvaluator  # noqa: E402
 
 BATCH = {"cpu": 100, "cuda": 1000}
 
@@ -168,6 +172,51 @@ def compare(task: str, episodes: int, device: torch.device, samples: int = 1000)
     return row
 
 
+def prefix_cache_speed(task: str, device: torch.device, trials: int, samples: int = 1000) -> dict[str, Any]:
+    """Seconds per try-and-learn trial with the evaluator's prefix cache and with full forward passes.
+
+    A trial of layer ``l`` scores one new mask (its other steps hit the mask
+    cache): earlier layers fixed to random decisions, layer ``l`` random, later
+    layers whole. For every layer, ``trials`` such masks are scored by an
+    evaluator with the prefix cache and by one without it, alternating which
+    goes first; each mask is scored once untimed by both before (kernels for its
+    layer shapes, the cut recorded). Returns the median seconds per layer and
+    their means over the layers (a run with as many trials for every layer).
+    """
+    env = gym.make("FilterSelect-v0", task=task, reward="try-and-learn", enforce_budget=False, reward_samples=samples,
+                   batch_size=BATCH[device.type], device=device)
+    base = env.unwrapped
+    evaluators = {label: MaskEvaluator(base.network, base.evaluator.x, base.evaluator.y, batch_size=base.evaluator.batch_size,
+                                       cache_size=0, metric=base.task.metric, prefix_cache_bytes=cache_bytes)
+                  for label, cache_bytes in (("cached", base.evaluator.prefix_cache_bytes), ("full", 0))}
+    rng = np.random.default_rng(4)
+    fixed = base.network.full_mask()
+    per_layer: dict[str, list[float]] = {"cached": [], "full": []}
+    for layer, group in enumerate(base.network.groups):
+        masks = []
+        for _ in range(trials):
+            keep = [mask.copy() for mask in fixed]
+            keep[layer] = rng.random(group.num_channels) < 0.5
+            keep[layer][0] = True
+            masks.append(keep)
+        for evaluator in evaluators.values():
+            for keep in masks:
+                evaluator.score(keep)
+        timings: dict[str, list[float]] = {"cached": [], "full": []}
+        for index, keep in enumerate(masks):
+            for label in ("cached", "full") if index % 2 == 0 else ("full", "cached"):
+                timings[label].append(timed(device, lambda: evaluators[label].score(keep))[0])
+        for label, values in timings.items():
+            per_layer[label].append(statistics.median(values))
+        fixed[layer] = masks[-1][layer]
+    env.close()
+    row = {"task": task, "trial_cached": statistics.mean(per_layer["cached"]), "trial_full": statistics.mean(per_layer["full"]),
+           "prefix_hits": evaluators["cached"].prefix_hits, "seconds_per_layer": per_layer,
+           "ratio_per_layer": [c / f for c, f in zip(per_layer["cached"], per_layer["full"])]}
+    row["ratio"] = row["trial_cached"] / row["trial_full"]
+    return row
+
+
 def rss_mb() -> tuple[float, float]:
     """(peak, current) resident set size in MB."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -221,16 +270,38 @@ def profile_lenet(device: torch.device) -> str:
     return text.getvalue()
 
 
+def prefix_cache_report(device: torch.device, machine: str, trials: int) -> None:
+    """Print and write (``results/prefix_cache-<device>.json``) :func:`prefix_cache_speed` on ResNet-20 and VGG-16."""
+    rows = []
+    for task in ("resnet20-cifar10-subset", "vgg16-cifar10-subset"):
+        ensure_checkpoint(task, device)
+        rows.append(prefix_cache_speed(task, device, trials))
+    print("\nseconds per try-and-learn trial (mean over layers of the median), 1000 reward samples; full = the whole network")
+    print(f"{'task':<26}{'full':>9}{'cached':>9}{'ratio':>7}  ratio per layer")
+    for r in rows:
+        print(f"{r['task']:<26}{r['trial_full']:>9.4f}{r['trial_cached']:>9.4f}{r['ratio']:>7.2f}  "
+              + " ".join(f"{ratio:.2f}" for ratio in r["ratio_per_layer"]))
+    out = ROOT / "benchmarks" / "results" / f"prefix_cache-{device.type}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "device": str(device), "threads": torch.get_num_threads(), "trials": trials,
+                               "prefix_cache": rows}, indent=2))
+    print(f"results written to {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true", help="fewer episodes (a smoke run)")
+    parser.add_argument("--prefix-cache", action="store_true", help="only the try-and-learn trial time with and without the prefix cache")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.set_num_threads(os.cpu_count() or 1)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
     print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    if args.prefix_cache:
+        prefix_cache_report(device, cpu, 2 if args.quick else 4)
+        return
     episodes = {"lenet5-mnist": 7, "resnet20-cifar10-subset": 7, "vgg16-cifar10-subset": 3}
     results: dict[str, Any] = {"machine": cpu, "device": str(device), "threads": torch.get_num_threads()}
     results["compare"] = [compare(task, 2 if args.quick else n, device) for task, n in episodes.items()]

@@ -70,7 +70,8 @@ def test_amc_ddpg_runs_filter_select_with_continuous_scores():
 def test_try_and_learn_beats_uniform_l1_at_the_budget(uniform_l1):
     env = recorded("FilterSelect-v0", reward="try-and-learn", enforce_budget=True)
     agent = make_agent("try-and-learn", env, seed=0)
-    agent.learn(160)
+    while not agent.finished:
+        agent.learn(1)
     assert agent.learned_layers == env.unwrapped.network.num_groups
     best = best_within_budget(env)
     assert best.score >= uniform_l1.score
@@ -78,7 +79,7 @@ def test_try_and_learn_beats_uniform_l1_at_the_budget(uniform_l1):
 
 def test_try_and_learn_fine_tunes_after_each_layer_and_scores_later_layers_on_tuned_weights():
     env = recorded("FilterSelect-v0", reward="try-and-learn", enforce_budget=True)
-    agent = make_agent("try-and-learn", env, seed=0, fine_tune_steps=20, updates_per_layer=2)
+    agent = make_agent("try-and-learn", env, seed=0, fine_tune_steps=20, max_updates_per_layer=2)
     pretrained = {k: v.clone() for k, v in env.unwrapped.network.model.state_dict().items()}
     agent.learn(34)
     tuned = env.unwrapped.network.model.state_dict()
@@ -90,18 +91,18 @@ def test_try_and_learn_fine_tunes_after_each_layer_and_scores_later_layers_on_tu
         make_agent("try-and-learn", env, fine_tune_steps=-1)
 
 
-@pytest.mark.parametrize("name, env_id, kwargs", [
-    ("ddpg", "LayerRate-v0", {"warmup_episodes": 2}),
-    ("try-and-learn", "FilterSelect-v0", {}),
+@pytest.mark.parametrize("name, env_id, kwargs, env_kwargs", [
+    ("ddpg", "LayerRate-v0", {"warmup_episodes": 2}, {}),
+    ("try-and-learn", "FilterSelect-v0", {}, {"reward": "try-and-learn"}),
 ])
-def test_save_and_load_round_trip(tmp_path, name, env_id, kwargs):
-    env = recorded(env_id)
+def test_save_and_load_round_trip(tmp_path, name, env_id, kwargs, env_kwargs):
+    env = recorded(env_id, **env_kwargs)
     agent = make_agent(name, env, seed=1, **kwargs)
     agent.learn(8)
     observation, _ = env.reset(seed=0)
     path = tmp_path / "agent"
     agent.save(path)
-    fresh = make_agent(name, recorded(env_id), seed=2, **kwargs)
+    fresh = make_agent(name, recorded(env_id, **env_kwargs), seed=2, **kwargs)
     fresh.load(path)
     fresh.env.reset(seed=0)
     np.testing.assert_array_equal(fresh.predict(observation), agent.predict(observation))

@@ -62,7 +62,7 @@ def test_interrupted_run_keeps_its_episodes_and_resumes_to_the_total(tmp_path, m
 def test_weights_fine_tuned_during_a_search_are_kept_exported_and_reloaded_on_resume(tmp_path):
     run = tmp_path / "run"
     config = SearchConfig(env="FilterSelect-v0", agent="try-and-learn", reward="try-and-learn", episodes=20,
-                          agent_kwargs={"fine_tune_steps": 10, "trials_per_update": 4, "updates_per_layer": 2}, **FAST)
+                          agent_kwargs={"fine_tune_steps": 10, "trials_per_update": 4, "max_updates_per_layer": 2}, **FAST)
     run_search(config, run_dir=run, progress=False)
     tuned = torch.load(run / "checkpoint" / "weights.pt", weights_only=True)
     original, pruned, keep = pruned_network(run)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from prune_gym.pruning.batchnorm import batchnorm_layers, recalibrated
-from prune_gym.pruning.compact import CompactNetwork
+from prune_gym.pruning.compact import DEFAULT_CACHE_BYTES, CompactNetwork
 from prune_gym.pruning.network import KeepMask, PrunableNetwork
 from prune_gym.tasks.metrics import evaluate, get_metric
 
@@ -26,7 +26,11 @@ class MaskEvaluator:
     zeroed by hooks (same accuracy, slower; kept for checking). The samples stay on the model's device as contiguous tensors and are scored
     in ``torch.inference_mode`` in batches of ``batch_size``. Results are kept
     in an LRU cache of ``cache_size`` masks (0 disables it); ``hits``/``misses``
-    count its use. With ``recalibration_x`` (training images), every candidate's
+    count its use. A miss that agrees with the mask scored before it on groups
+    ``0..l-1`` starts from the cached activations at the cut before group ``l``
+    and runs only the rest of the network (the compact network's prefix cache:
+    same scores, bit for bit; at most ``prefix_cache_bytes`` of activations, 0
+    disables it; ``prefix_hits`` counts the forward passes that used it). With ``recalibration_x`` (training images), every candidate's
     BatchNorm statistics are re-estimated on them before scoring (adaptive BN,
     see :mod:`prune_gym.pruning.batchnorm`); the original model is left unchanged.
     """
@@ -41,6 +45,7 @@ class MaskEvaluator:
         method: Literal["compact", "masked"] = "compact",
         recalibration_x: torch.Tensor | None = None,
         metric: str = "accuracy",
+        prefix_cache_bytes: int = DEFAULT_CACHE_BYTES,
     ) -> None:
         if method not in EVALUATION_METHODS:
             raise ValueError(f"unknown evaluation method {method!r}; choose one of {list(EVALUATION_METHODS)}")
@@ -59,10 +64,17 @@ class MaskEvaluator:
         self.cache_size = cache_size
         self.method = method
         self.metric = get_metric(metric)
-        self._compact = CompactNetwork(network) if method == "compact" else None
+        self.prefix_cache_bytes = prefix_cache_bytes
+        self._compact = CompactNetwork(network, prefix_cache_bytes) if method == "compact" else None
         self._cache: OrderedDict[bytes, float] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self._earlier_prefix_hits = 0
+
+    @property
+    def prefix_hits(self) -> int:
+        """Forward passes (batches, calibration passes) that started from the prefix cache's activations."""
+        return self._earlier_prefix_hits + (self._compact.prefix_hits if self._compact is not None else 0)
 
     def clear(self) -> None:
         """Empty the cache (the hit and miss counters keep counting)."""
@@ -71,7 +83,8 @@ class MaskEvaluator:
     def reload(self) -> None:
         """Take up the network's current weights (after training it) and empty the cache."""
         if self._compact is not None:
-            self._compact = CompactNetwork(self.network)
+            self._earlier_prefix_hits += self._compact.prefix_hits
+            self._compact = CompactNetwork(self.network, self.prefix_cache_bytes)
         self.clear()
 
     def score(self, keep: KeepMask) -> float:
