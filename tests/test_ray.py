@@ -60,8 +60,8 @@ class KillingAgent:
 
 
 @pytest.fixture(scope="module")
-def ray(tmp_path_factory):
-    """A local Ray instance (2 CPUs, 127.0.0.1 only) whose workers also see a test-only agent package, shut down after."""
+def killing_agent(tmp_path_factory):
+    """A test-only agent package on this process's path and on PYTHONPATH, which the workers of both back-ends inherit."""
     site = tmp_path_factory.mktemp("site")
     (site / "killing_agent.py").write_text(textwrap.dedent(KILLING_AGENT))
     info = site / "killing_agent-0.1.dist-info"
@@ -69,14 +69,20 @@ def ray(tmp_path_factory):
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: killing-agent\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text("[prune_gym.agents]\nkilling = killing_agent:KillingAgent\n")
     previous = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), previous]))  # Ray's workers inherit it
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), previous]))
     sys.path.insert(0, str(site))
-    with ray_session("local", num_cpus=2) as session:
-        assert [node["NodeManagerAddress"] for node in session.nodes()] == ["127.0.0.1"]
-        yield session
+    yield "killing"
     sys.path.remove(str(site))
     os.environ.pop("PYTHONPATH") if previous is None else os.environ.__setitem__("PYTHONPATH", previous)
     sys.modules.pop("killing_agent", None)
+
+
+@pytest.fixture(scope="module")
+def ray(killing_agent):
+    """A local Ray instance (2 CPUs, 127.0.0.1 only), shut down after the module's tests."""
+    with ray_session("local", num_cpus=2) as session:
+        assert [node["NodeManagerAddress"] for node in session.nodes()] == ["127.0.0.1"]
+        yield session
 
 
 def episode_rows(run_dir: Path) -> list[dict[str, str]]:
@@ -104,8 +110,8 @@ def test_the_quick_suite_on_ray_gives_the_local_pools_results_and_a_rerun_skips_
     assert [without_times(run) for run in again["runs"]] == [without_times(run) for run in remote["runs"]]
 
 
-def test_a_killed_worker_is_retried_and_one_killed_on_every_try_is_reported(ray, tmp_path):
-    results = run_benchmark("killing", "quick-v0", tmp_path / "out", agent_kwargs={"marker_dir": str(tmp_path), "doomed_seed": 1},
+def test_a_killed_worker_is_retried_and_one_killed_on_every_try_is_reported(ray, killing_agent, tmp_path):
+    results = run_benchmark(killing_agent, "quick-v0", tmp_path / "out", agent_kwargs={"marker_dir": str(tmp_path), "doomed_seed": 1},
                             executor=RayExecutor("local", max_retries=1), progress=False)
     assert (tmp_path / "killed-seed-0").exists() and (tmp_path / "killed-seed-1").exists(), "both workers were SIGKILLed"
     assert [run["seed"] for run in results["runs"]] == [0] and results["runs"][0]["episodes"] == 40
@@ -115,6 +121,13 @@ def test_a_killed_worker_is_retried_and_one_killed_on_every_try_is_reported(ray,
     assert retried == list(range(40)), "the retry resumed the run: no episode lost or recorded twice"
     doomed = [int(row["episode"]) for row in episode_rows(tmp_path / "out" / QUICK / "seed-1")]
     assert doomed == list(range(len(doomed))) and len(doomed) == 14, "7 episodes per try, each once"
+
+
+def test_the_local_pool_also_retries_a_killed_worker(killing_agent, tmp_path):
+    results = run_benchmark(killing_agent, "quick-v0", tmp_path / "out", seeds=[0], agent_kwargs={"marker_dir": str(tmp_path)},
+                            executor=LocalExecutor(2), progress=False)
+    assert (tmp_path / "killed-seed-0").exists() and not results["failed"] and results["runs"][0]["episodes"] == 40
+    assert [int(row["episode"]) for row in episode_rows(tmp_path / "out" / QUICK / "seed-0")] == list(range(40))
 
 
 def test_a_multi_seed_search_writes_one_run_folder_per_seed_alike_on_both_back_ends(ray, tmp_path, capsys):
