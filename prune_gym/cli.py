@@ -316,7 +316,7 @@ def _list(args: argparse.Namespace) -> int:
 def _add_executor_options(parser: argparse.ArgumentParser, ray_only: bool = False) -> None:
     """--workers, --ray [ADDRESS], --cpus-per-run, --gpus-per-run: where the runs of a command go."""
     parser.add_argument("--workers", type=int, default=None,
-                        help="runs at once (default: as many as Ray's resources allow)" if ray_only else
+                        help="trials at once (default: as many as Ray's resources allow)" if ray_only else
                         "runs at once: processes on this machine (default 1), or with --ray at most this many Ray tasks")
     parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                         help="the Ray cluster to join (HOST:PORT, ray://HOST:PORT, auto; default: a local instance)" if ray_only else

@@ -98,15 +98,19 @@ def without_times(run: dict) -> dict:
 def test_the_quick_suite_on_ray_gives_the_local_pools_results_and_a_rerun_skips_them(ray, tmp_path):
     kwargs = {"agent_kwargs": {"warmup_episodes": 10}, "progress": False}  # DDPG trains its networks from episode 10 of 40
     local = run_benchmark("ddpg", "quick-v0", tmp_path / "local", executor=LocalExecutor(1), **kwargs)
-    remote = run_benchmark("ddpg", "quick-v0", tmp_path / "ray", executor=RayExecutor("local", cpus_per_run=1), **kwargs)
+    shared = tmp_path / "shared"  # --storage: the run folders, where every worker writes
+    assert main(["benchmark", "--agent", "ddpg", "--suite", "quick-v0", "--agent-arg", "warmup_episodes=10", "--out", str(tmp_path / "ray"),
+                 "--storage", str(shared), "--ray", "--cpus-per-run", "1", "--quiet"]) == 0
+    remote = json.loads((tmp_path / "ray" / "results.json").read_text())
+    assert remote == json.loads((shared / "results.json").read_text())
     assert [run["seed"] for run in remote["runs"]] == [0, 1] and not remote["failed"]
     assert [without_times(run) for run in remote["runs"]] == [without_times(run) for run in local["runs"]]
     for seed in (0, 1):
-        rows = episode_rows(tmp_path / "ray" / QUICK / f"seed-{seed}")
+        rows = episode_rows(shared / QUICK / f"seed-{seed}")
         assert len(rows) == 40 and rows == episode_rows(tmp_path / "local" / QUICK / f"seed-{seed}")
-    scored = (tmp_path / "ray" / QUICK / "seed-0" / "score.json").stat().st_mtime_ns
-    again = run_benchmark("ddpg", "quick-v0", tmp_path / "ray", executor=RayExecutor("local"), **kwargs)
-    assert (tmp_path / "ray" / QUICK / "seed-0" / "score.json").stat().st_mtime_ns == scored, "a re-run skips scored runs"
+    scored = (shared / QUICK / "seed-0" / "score.json").stat().st_mtime_ns
+    again = run_benchmark("ddpg", "quick-v0", shared, executor=RayExecutor("local"), **kwargs)
+    assert (shared / QUICK / "seed-0" / "score.json").stat().st_mtime_ns == scored, "a re-run skips scored runs"
     assert [without_times(run) for run in again["runs"]] == [without_times(run) for run in remote["runs"]]
 
 
