@@ -7,13 +7,10 @@ import dataclasses
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prune_gym.errors import PruneGymError
 from prune_gym.runs import WANDB_MODES, SearchConfig
-
-if TYPE_CHECKING:
-    from prune_gym.benchmark.executors import Executor
 
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(SearchConfig) if field.default is not dataclasses.MISSING}
 
@@ -85,19 +82,10 @@ def parse_seeds(tokens: list[str]) -> list[int]:
     return seeds
 
 
-def _executor(args: argparse.Namespace) -> Executor:
-    """The local pool (``--workers``), or Ray (``--ray [ADDRESS]``) with each run's declared resources."""
-    from prune_gym.benchmark.executors import LocalExecutor
+def _executor(args: argparse.Namespace) -> Any:
+    from prune_gym.benchmark.executors import make_executor
 
-    if args.ray is None:
-        if args.cpus_per_run is not None or args.gpus_per_run is not None:
-            raise ValueError("--cpus-per-run and --gpus-per-run are Ray resources: add --ray (the local pool gives each of its "
-                             "--workers cores / workers torch threads)")
-        return LocalExecutor(1 if args.workers is None else args.workers)
-    from prune_gym.benchmark.ray_executor import RayExecutor
-
-    return RayExecutor(args.ray, cpus_per_run=1 if args.cpus_per_run is None else args.cpus_per_run,
-                       gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run, max_in_flight=args.workers)
+    return make_executor(args.workers, args.ray, args.cpus_per_run, args.gpus_per_run)
 
 
 def _search_seeds(args: argparse.Namespace) -> int:

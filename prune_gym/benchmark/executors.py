@@ -162,3 +162,19 @@ class LocalExecutor:
                     for future in running:
                         future.cancel()
                     raise
+
+
+def make_executor(workers: int | None = None, ray: str | None = None, cpus_per_run: float | None = None,
+                  gpus_per_run: float | None = None) -> Executor:
+    """The local pool of ``workers`` processes (default 1), or with ``ray`` (``"local"`` or a cluster's address) a
+    :class:`~prune_gym.benchmark.ray_executor.RayExecutor` whose runs ask for ``cpus_per_run`` CPUs (default 1) and
+    ``gpus_per_run`` GPUs (default 0), at most ``workers`` at once."""
+    if ray is None:
+        if cpus_per_run is not None or gpus_per_run is not None:
+            raise ValueError("--cpus-per-run and --gpus-per-run are Ray resources: add --ray (the local pool gives each of its "
+                             "--workers cores / workers torch threads)")
+        return LocalExecutor(1 if workers is None else workers)
+    from prune_gym.benchmark.ray_executor import RayExecutor
+
+    return RayExecutor(ray, cpus_per_run=1 if cpus_per_run is None else cpus_per_run,
+                       gpus_per_run=0 if gpus_per_run is None else gpus_per_run, max_in_flight=workers)
