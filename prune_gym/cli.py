@@ -55,17 +55,80 @@ def parse_key_values(pairs: list[str]) -> dict[str, Any]:
 def _search(args: argparse.Namespace) -> int:
     from prune_gym.search import INTERRUPTED_EXIT_CODE, run_search
 
+    if args.seeds is not None:
+        return _search_seeds(args)
+    if args.ray is not None or args.workers is not None:
+        raise ValueError("--ray and --workers run several seeds: add --seeds (e.g. --seeds 0-4)")
     if args.resume:
         summary = run_search(SearchConfig(), run_dir=args.resume, resume=True, progress=not args.quiet)
     else:
-        config = SearchConfig(task=args.task, env=args.env, agent=args.agent, reward=args.reward, macs_budget=args.macs_budget,
-                              episodes=args.episodes, seed=args.seed, reward_samples=args.reward_samples, device=args.device,
-                              wandb=args.wandb, wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
-                              wandb_group=args.wandb_group, wandb_tags=args.wandb_tags, checkpoint_every=args.checkpoint_every,
-                              env_kwargs=parse_key_values(args.env_arg), agent_kwargs=parse_key_values(args.agent_arg))
-        summary = run_search(config, run_dir=args.run_dir, progress=not args.quiet)
+        summary = run_search(_search_config(args), run_dir=args.run_dir, progress=not args.quiet)
     _print_summary(summary)
     return INTERRUPTED_EXIT_CODE if summary["interrupted"] else 0
+
+
+def _search_config(args: argparse.Namespace) -> SearchConfig:
+    return SearchConfig(task=args.task, env=args.env, agent=args.agent, reward=args.reward, macs_budget=args.macs_budget,
+                        episodes=args.episodes, seed=args.seed, reward_samples=args.reward_samples, device=args.device,
+                        wandb=args.wandb, wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
+                        wandb_group=args.wandb_group, wandb_tags=args.wandb_tags, checkpoint_every=args.checkpoint_every,
+                        env_kwargs=parse_key_values(args.env_arg), agent_kwargs=parse_key_values(args.agent_arg))
+
+
+def parse_seeds(tokens: list[str]) -> list[int]:
+    """``["0-4", "7"]`` to ``[0, 1, 2, 3, 4, 7]``: seeds and inclusive ranges, each seed once."""
+    seeds: list[int] = []
+    for token in tokens:
+        first, dash, last = token.partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()) or (dash and int(last) < int(first)):
+            raise ValueError(f"--seeds {token!r}: expected seeds >= 0 or ranges FIRST-LAST, e.g. --seeds 0-4 or --seeds 0 3 7")
+        seeds += [seed for seed in range(int(first), int(last if dash else first) + 1) if seed not in seeds]
+    if not seeds:
+        raise ValueError("--seeds is empty: give seeds or ranges, e.g. --seeds 0-4")
+    return seeds
+
+
+def _executor(args: argparse.Namespace) -> Any:
+    from prune_gym.benchmark.executors import make_executor
+
+    return make_executor(args.workers, args.ray, args.cpus_per_run, args.gpus_per_run)
+
+
+def _search_seeds(args: argparse.Namespace) -> int:
+    """``search --seeds``: one run folder per seed under --run-dir, on the local pool or Ray; finished seeds are skipped."""
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from prune_gym.benchmark.executors import SearchJob, run_search_job
+    from prune_gym.search import resolve_config
+    from prune_gym.tasks import get_task
+
+    if args.resume:
+        raise ValueError("--resume continues one run folder: run the same --seeds command again to continue a multi-seed search")
+    if args.run_dir is None:
+        raise ValueError("--seeds needs --run-dir: the folder that holds one run folder per seed (RUN/seed-N)")
+    config = resolve_config(_search_config(args))  # one-line errors before any worker starts
+    get_task(config.task).load_model(progress=not args.quiet)  # pretrains a small task once, not in every worker
+    run_dir = Path(args.run_dir).resolve()
+    jobs = [SearchJob(dataclasses.replace(config, seed=seed), run_dir / f"seed-{seed}", config.device or "cpu")
+            for seed in parse_seeds(args.seeds)]
+    table = Table(title=f"{config.agent} on {config.env}, {config.task}: {len(jobs)} seeds")
+    for column in ("seed", "best reward-split score", "MACs kept", "budget", "episodes", "run folder"):
+        table.add_column(column, justify="left" if column == "run folder" else "right")
+    failed = []
+    for job, result in _executor(args).run(run_search_job, jobs):
+        best = result.get("best")
+        if result["status"] != "ok":
+            failed.append(f"seed {job.config.seed}: {result['error']}")
+        elif best is not None:
+            table.add_row(str(job.config.seed), f"{best['score']:.4f}", f"{best['macs_ratio']:.3f}",
+                          "met" if best["budget_met"] else "NOT met", str(result["episodes_done"]), result["run_dir"])
+    Console().print(table)
+    for failure in failed:
+        print(f"failed: {failure}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -109,13 +172,20 @@ def _agent_config(path: str | None) -> dict[str, Any]:
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from prune_gym.benchmark.executors import LocalExecutor
-    from prune_gym.benchmark.runner import run_benchmark
+    from pathlib import Path
 
-    results = run_benchmark(args.agent, args.suite, args.out, seeds=args.seeds,
+    from prune_gym.benchmark.runner import RESULTS, run_benchmark
+
+    storage = Path(args.storage or args.out).resolve()
+    results = run_benchmark(args.agent, args.suite, storage, seeds=args.seeds,
                             agent_kwargs={**_agent_config(args.agent_config), **parse_key_values(args.agent_arg)},
-                            env_overrides=parse_key_values(args.env_arg), executor=LocalExecutor(args.workers),
+                            env_overrides=parse_key_values(args.env_arg), executor=_executor(args),
                             device=args.device, progress=not args.quiet)
+    if storage != Path(args.out).resolve():
+        from prune_gym.storage import write_atomic
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        write_atomic(Path(args.out) / RESULTS, (storage / RESULTS).read_bytes())
     aggregate = results["aggregates"]
     if "iqm" in aggregate:
         print(f"{args.agent} on {args.suite}: IQM {aggregate['iqm']:.3f} [{aggregate['iqm_ci'][0]:.3f}, {aggregate['iqm_ci'][1]:.3f}], "
@@ -124,6 +194,23 @@ def _benchmark(args: argparse.Namespace) -> int:
         print(f"failed: {failure['entry']} seed {failure['seed']}: {failure['error']}", file=sys.stderr)
     print(f"results: {args.out}/results.json")
     return 2 if results["failed"] else 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from prune_gym.benchmark.tuning import BEST_CONFIG, METRIC, load_space, tune_agent
+
+    report = tune_agent(args.agent, args.suite, load_space(args.space), args.trials, args.out, tuning_seeds=args.tuning_seeds,
+                        metric=args.metric, address=args.ray or "local", max_in_flight=args.workers,
+                        cpus_per_run=1 if args.cpus_per_run is None else args.cpus_per_run,
+                        gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run, storage=args.storage,
+                        grace_period=args.grace_period, seed=args.seed, device=args.device,
+                        env_overrides=parse_key_values(args.env_arg), progress=not args.quiet)
+    states = [trial["status"] for trial in report["trials"]]
+    print(f"{args.agent} on {args.suite}: {len(states)} trials ({states.count('completed')} completed, {states.count('stopped')} "
+          f"stopped early by ASHA, {states.count('error')} failed), {report['episodes_spent']} episodes on tuning seeds "
+          f"{report['tuning_seeds']}; best {report['metric']} {METRIC} {report['best_value']:.4f} with {report['best_config']}")
+    print(f"best configuration: {args.out}/{BEST_CONFIG} (prune-gym benchmark --agent-config {args.out}/{BEST_CONFIG})")
+    return 0
 
 
 def _leaderboard(args: argparse.Namespace) -> int:
@@ -317,6 +404,19 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_executor_options(parser: argparse.ArgumentParser, ray_only: bool = False) -> None:
+    """--workers, --ray [ADDRESS], --cpus-per-run, --gpus-per-run: where the runs of a command go."""
+    parser.add_argument("--workers", type=int, default=None,
+                        help="trials at once (default: as many as Ray's resources allow)" if ray_only else
+                        "runs at once: processes on this machine (default 1), or with --ray at most this many Ray tasks")
+    parser.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                        help="the Ray cluster to join (HOST:PORT, ray://HOST:PORT, auto; default: a local instance)" if ray_only else
+                        "run on Ray: alone, a local instance on this machine; with ADDRESS (HOST:PORT, ray://HOST:PORT, auto), a cluster")
+    parser.add_argument("--cpus-per-run", type=float, default=None, help="CPUs (torch threads) each run asks Ray for (default 1)")
+    parser.add_argument("--gpus-per-run", type=float, default=None,
+                        help="GPUs each run asks Ray for, placed on the cuda device Ray assigns (default 0; 0.5 shares one)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``prune-gym`` (one sub-command per job)."""
     parser = argparse.ArgumentParser(prog="prune-gym", description="A reinforcement-learning gym for CNN filter pruning.")
@@ -345,10 +445,35 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--agent-config", default=None, metavar="FILE", help="JSON file of agent hyper-parameters")
     benchmark.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
                            help="replace a suite's environment keyword (e.g. criterion=std for a uniform baseline)")
-    benchmark.add_argument("--workers", type=int, default=1, help="parallel runs on this machine (default 1)")
+    _add_executor_options(benchmark)
+    benchmark.add_argument("--storage", default=None, metavar="PATH",
+                           help="where the run folders are written, a path every Ray worker sees (default: --out)")
     benchmark.add_argument("--device", default="cpu")
     benchmark.add_argument("--quiet", action="store_true")
     benchmark.set_defaults(handler=_benchmark)
+
+    tune = commands.add_parser("tune", help="tune an agent's hyper-parameters on a suite's entries with Ray Tune (TPE + ASHA), "
+                                            "on tuning seeds disjoint from the benchmark's")
+    tune.add_argument("--agent", required=True)
+    tune.add_argument("--suite", required=True)
+    tune.add_argument("--trials", type=int, required=True, help="configurations to try (the same for every agent compared)")
+    tune.add_argument("--space", required=True, metavar="YAML",
+                      help="search space: NAME: {uniform|loguniform|randint: [LOW, HIGH]} or NAME: {choice: [V1, V2, ...]}")
+    tune.add_argument("--tuning-seeds", type=int, nargs="+", default=None, metavar="SEED",
+                      help="seeds of the tuning searches, disjoint from the suite's (default: 100 101)")
+    tune.add_argument("--metric", choices=["normalised", "proxy"], default="normalised",
+                      help="best-so-far reward-split score, normalised per entry (default) or raw")
+    tune.add_argument("--grace-period", type=int, default=None, metavar="EPISODES",
+                      help="episodes before ASHA may stop a trial (default: a quarter of a search)")
+    tune.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
+    tune.add_argument("--out", required=True, help="folder for best_config.json and tuning.json")
+    tune.add_argument("--storage", default=None, metavar="PATH",
+                      help="where the trials' run folders and Tune's records go, a path every Ray worker sees (default: --out)")
+    _add_executor_options(tune, ray_only=True)
+    tune.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="replace a suite's environment keyword")
+    tune.add_argument("--device", default="cpu")
+    tune.add_argument("--quiet", action="store_true")
+    tune.set_defaults(handler=_tune)
 
     fidelity = commands.add_parser("fidelity", help="measure how well the search reward predicts the score after fine-tuning")
     fidelity.add_argument("--suite", required=True)
@@ -394,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="extra environment keyword")
     search.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="extra agent keyword")
     search.add_argument("--quiet", action="store_true", help="no progress bar")
+    search.add_argument("--seeds", nargs="+", default=None, metavar="SEEDS",
+                        help="search once per seed (e.g. 0-4, or 0 3 7), one run folder per seed: --run-dir RUN gives RUN/seed-N")
+    _add_executor_options(search)
     search.set_defaults(handler=_search)
 
     fine_tune = commands.add_parser("fine-tune", aliases=["finetune"],

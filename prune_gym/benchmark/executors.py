@@ -2,16 +2,36 @@
 
 An executor runs ``function(job)`` for every job and yields ``(job, result)``
 as each finishes. A job that raises is reported by ``function`` itself (it
-returns a failed result), so an executor only has to run things and survive.
+returns a failed result), so an executor only has to run things and survive
+the loss of a worker: a job whose worker process dies (killed, out of memory,
+node lost) is run again up to ``max_retries`` times (it resumes from its
+crash-safe run folder), then reported by :func:`lost_result`, never silently
+dropped. Jobs are frozen dataclasses with a ``device`` field, so a back-end can
+place them on the accelerator it grants.
+
+Both back-ends run two kinds of jobs: a benchmark's
+(:class:`prune_gym.benchmark.runner.Job`, run by ``runner.run_job``) and one seed
+of a multi-seed search (:class:`SearchJob`, run by :func:`run_search_job`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
+
+from prune_gym.runs import RunFolder, SearchConfig
+from prune_gym.storage import write_atomic
+
+MAX_RETRIES = 3
 
 
 class Executor(Protocol):
@@ -22,35 +42,139 @@ class Executor(Protocol):
         ...
 
 
-def _limit_threads(threads: int) -> None:
-    """Worker initialiser: this many torch threads, so workers do not thrash the cores they share."""
+def limit_threads(threads: int) -> None:
+    """Give this worker process ``threads`` torch threads, so runs sharing a machine do not thrash its cores."""
     import torch
 
     os.environ["OMP_NUM_THREADS"] = str(threads)
     torch.set_num_threads(threads)
 
 
-class LocalExecutor:
-    """``workers`` processes on this machine, each with ``cores // workers`` torch threads (1 worker: in this process)."""
+def check_retries(max_retries: int) -> int:
+    """``max_retries`` if it is a number of retries >= 0, else a one-line ValueError."""
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ValueError(f"invalid max_retries={max_retries!r}: expected how often a lost worker's run is retried (>= 0)")
+    return max_retries
 
-    def __init__(self, workers: int = 1, cores: int | None = None) -> None:
+
+@dataclass(frozen=True)
+class SearchJob:
+    """One seed of a multi-seed search (``prune-gym search --seeds``): ``config`` run in ``run_dir`` on ``device``."""
+
+    config: SearchConfig
+    run_dir: Path
+    device: str = "cpu"
+
+
+def _search_failure(job: SearchJob, error: str) -> dict[str, Any]:
+    return {"seed": job.config.seed, "run_dir": str(job.run_dir), "status": "failed", "error": error}
+
+
+def run_search_job(job: SearchJob) -> dict[str, Any]:
+    """Run one seed's search, resume it if its folder holds an interrupted one, or skip it if finished.
+
+    Returns the run's summary with ``status`` ``ok``, or a ``failed`` result with
+    the error; never raises but KeyboardInterrupt.
+    """
+    from prune_gym.search import run_search
+
+    folder = RunFolder(job.run_dir)
+    try:
+        if folder.summary_path.exists():
+            summary = json.loads(folder.summary_path.read_text())
+            if not summary["interrupted"] and summary["episodes_done"] >= summary["episodes_requested"]:
+                return {**summary, "status": "ok"}
+        config = dataclasses.replace(job.config, device=job.device)
+        summary = run_search(config, job.run_dir, resume=folder.config_path.exists(), progress=False)
+    except KeyboardInterrupt:
+        raise
+    except Exception as error:
+        return _search_failure(job, f"{type(error).__name__}: {error}")
+    if summary["interrupted"]:
+        raise KeyboardInterrupt
+    return {**summary, "status": "ok"}
+
+
+def lost_result(job: Any, error: BaseException) -> dict[str, Any]:
+    """The failed result of a job whose worker died on every try, with the error.
+
+    A benchmark job's is written to its run folder as ``failed.json``, like a run
+    that raised, so ``results.json`` lists it and a re-run retries it.
+    """
+    from prune_gym.benchmark.runner import Job
+
+    message = f"worker lost: {type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+    if isinstance(job, SearchJob):
+        return _search_failure(job, message)
+    failure: dict[str, Any] = {"status": "failed", "error": message}
+    if isinstance(job, Job):
+        failure = {"entry": job.entry.name, "seed": job.seed, "agent": job.agent, **failure}
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(job.run_dir / "failed.json", json.dumps(failure, indent=2))
+    return failure
+
+
+class LocalExecutor:
+    """``workers`` processes on this machine, each with ``cores // workers`` torch threads (1 worker: in this process).
+
+    A job whose worker process dies is run again in a fresh pool, up to
+    ``max_retries`` times (the jobs running beside it in the broken pool too).
+    """
+
+    def __init__(self, workers: int = 1, cores: int | None = None, max_retries: int = MAX_RETRIES) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"invalid workers={workers!r}: expected a positive number of processes")
         self.workers = workers
         self.threads = max(1, (cores or os.cpu_count() or 1) // workers)
+        self.max_retries = check_retries(max_retries)
 
     def run(self, function: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
         if self.workers == 1:
             for job in jobs:
                 yield job, function(job)
             return
+        queue = deque(enumerate(jobs))
+        tries = [0] * len(queue)
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.workers, mp_context=context, initializer=_limit_threads, initargs=(self.threads,)) as pool:
-            futures = {pool.submit(function, job): job for job in jobs}
-            try:
-                for future in as_completed(futures):
-                    yield futures[future], future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        while queue:  # one pool until a worker dies, then a fresh one for the jobs left
+            with ProcessPoolExecutor(self.workers, mp_context=context, initializer=limit_threads, initargs=(self.threads,)) as pool:
+                running: dict[Future, tuple[int, Any]] = {}
+                broken = False
+                try:
+                    while running or (queue and not broken):
+                        while queue and not broken and len(running) < self.workers:
+                            index, job = queue.popleft()
+                            tries[index] += 1
+                            running[pool.submit(function, job)] = (index, job)
+                        done, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            index, job = running.pop(future)
+                            try:
+                                result = future.result()
+                            except BrokenProcessPool as error:
+                                broken = True
+                                if tries[index] <= self.max_retries:
+                                    queue.append((index, job))
+                                    continue
+                                result = lost_result(job, error)
+                            yield job, result
+                except BaseException:
+                    for future in running:
+                        future.cancel()
+                    raise
+
+
+def make_executor(workers: int | None = None, ray: str | None = None, cpus_per_run: float | None = None,
+                  gpus_per_run: float | None = None) -> Executor:
+    """The local pool of ``workers`` processes (default 1), or with ``ray`` (``"local"`` or a cluster's address) a
+    :class:`~prune_gym.benchmark.ray_executor.RayExecutor` whose runs ask for ``cpus_per_run`` CPUs (default 1) and
+    ``gpus_per_run`` GPUs (default 0), at most ``workers`` at once."""
+    if ray is None:
+        if cpus_per_run is not None or gpus_per_run is not None:
+            raise ValueError("--cpus-per-run and --gpus-per-run are Ray resources: add --ray (the local pool gives each of its "
+                             "--workers cores / workers torch threads)")
+        return LocalExecutor(1 if workers is None else workers)
+    from prune_gym.benchmark.ray_executor import RayExecutor
+
+    return RayExecutor(ray, cpus_per_run=1 if cpus_per_run is None else cpus_per_run,
+                       gpus_per_run=0 if gpus_per_run is None else gpus_per_run, max_in_flight=workers)
