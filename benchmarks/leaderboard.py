@@ -59,15 +59,23 @@ def main() -> None:
     parser.add_argument("--out", default="runs/leaderboard")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="*", default=None)
+    parser.add_argument("--agents", nargs="*", default=None,
+                        help="run only these rows of AGENTS (folder names, e.g. uniform-criterion-l1 ddpg); default all")
     parser.add_argument("--fidelity-random", type=int, default=16, help="random candidates per entry in the fidelity study")
+    parser.add_argument("--fidelity-entries", nargs="*", default=None, help="entries whose proxy fidelity is measured; default all")
     parser.add_argument("--output", default=str(ROOT / "LEADERBOARD.md"))
     args = parser.parse_args()
     suite = get_suite(args.suite)
     out = Path(args.out)
     started = time.perf_counter()
     folders = []
+    unknown = set(args.agents or ()) - {folder_name(agent, overrides) for agent, _, overrides in AGENTS}
+    if unknown:
+        parser.error(f"unknown --agents {sorted(unknown)}: choose from {[folder_name(a, o) for a, _, o in AGENTS]}")
     for agent, agent_kwargs, env_overrides in AGENTS:
         folder = out / folder_name(agent, env_overrides)
+        if args.agents is not None and folder.name not in args.agents:
+            continue
         try:
             run_benchmark(agent, suite.name, folder, seeds=args.seeds, agent_kwargs=agent_kwargs, env_overrides=env_overrides,
                           executor=LocalExecutor(args.workers))
@@ -77,6 +85,8 @@ def main() -> None:
         folders.append(folder)
     fidelity = []
     for entry in suite.entries:
+        if args.fidelity_entries is not None and entry.name not in args.fidelity_entries:
+            continue
         runs = sorted((out / "ddpg").glob(f"{entry.slug}/seed-*"))
         fidelity.append(measure_fidelity(suite.name, entry.name, out / "fidelity", random_count=args.fidelity_random,
                                          run_folders=tuple(runs)))
