@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from prune_gym.benchmark import get_suite  # noqa: E402
 from prune_gym.benchmark.executors import LocalExecutor  # noqa: E402
 from prune_gym.benchmark.fidelity import measure_fidelity, render_fidelity  # noqa: E402
-from prune_gym.benchmark.leaderboard import load_results, plot_leaderboard, render  # noqa: E402
+from prune_gym.benchmark.leaderboard import load_results, plot_leaderboard, render, render_entries  # noqa: E402
 from prune_gym.benchmark.runner import machine, run_benchmark  # noqa: E402
 from prune_gym.storage import write_atomic  # noqa: E402
 
@@ -105,6 +105,11 @@ def main() -> None:
         "budget after the same fine-tune, 1 = the unpruned network. IQM, mean and optimality gap with stratified-bootstrap 95% "
         "confidence intervals (rliable).", "",
         render(results), "",
+        "## Per entry", "",
+        "Test score after recovery (accuracy; mean IoU for the FCN entry): mean +- standard deviation over seeds, with the "
+        "test split's standard error (binomial for accuracy, over images for mean IoU). An entry *separates* agents when "
+        "the best agent and uniform pruning differ by more than seed spread plus standard error.", "",
+        render_entries(results), "",
         "![interval estimates](leaderboard/interval_estimates.png)", "",
         "![sample efficiency](leaderboard/sample_efficiency.png)", "",
         "![probability of improvement](leaderboard/probability_of_improvement.png)", "",

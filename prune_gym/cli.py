@@ -215,10 +215,10 @@ def _tune(args: argparse.Namespace) -> int:
 
 def _leaderboard(args: argparse.Namespace) -> int:
     from prune_gym.benchmark.fidelity import render_fidelity
-    from prune_gym.benchmark.leaderboard import load_results, plot_leaderboard, render
+    from prune_gym.benchmark.leaderboard import load_results, plot_leaderboard, render, render_entries
 
     results = load_results(args.folders)
-    text = render(results)
+    text = render(results) + "\nPer entry: test score after recovery\n\n" + render_entries(results)
     if args.fidelity:
         fidelity = []
         for path in args.fidelity:

@@ -57,6 +57,12 @@ def test_benchmark_scores_every_seed_skips_finished_runs_and_renders_a_leaderboa
     assert main(["leaderboard", str(out), str(baseline), "--output", str(tmp_path / "LEADERBOARD.md"), "--plots", str(tmp_path)]) == 0
     table = (tmp_path / "LEADERBOARD.md").read_text()
     assert "| random-search |" in table and "| uniform |" in table and "test-tiny-v0" in table
+    [entry_row] = [line for line in table.splitlines() if line.startswith("| lenet5-digits/LayerRate-0.5 |")]
+    cells = [cell.strip() for cell in entry_row.strip("|").split("|")]
+    scores = [r["test_score"] for r in results["runs"]]
+    assert cells[1] == f"{np.mean(scores):.4f} +- {np.std(scores):.4f} (SE {np.mean([r['test_standard_error'] for r in results['runs']]):.4f}, n=2)"
+    gap = np.mean(scores) - uniform["runs"][0]["test_score"]
+    assert cells[3] == f"{gap:+.4f}" and cells[5] == ("yes" if abs(gap) > float(cells[4]) else "no")
     for figure in ("interval_estimates", "sample_efficiency", "probability_of_improvement"):
         assert (tmp_path / f"{figure}.png").stat().st_size > 0 and (tmp_path / f"{figure}.pdf").exists()
 

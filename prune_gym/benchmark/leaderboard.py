@@ -84,6 +84,37 @@ def render(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_entries(results: list[dict[str, Any]]) -> str:
+    """Markdown: per entry, each agent's test score after recovery (mean +- std over seeds, test standard error), and
+    whether the entry separates agents: the best agent and the best uniform row differ by more than the larger seed
+    standard deviation plus the larger test standard error."""
+    entries = sorted({run["entry"] for result in results for run in result["runs"]})
+    names = [display_name(result) for result in results]
+    lines = ["| entry | " + " | ".join(names) + " | best minus uniform | seed std + test SE | separates |",
+             "|---|" + "---|" * len(names) + "---:|---:|---|"]
+    for entry in entries:
+        cells, stats = [], {}
+        for name, result in zip(names, results):
+            scores = np.array([run["test_score"] for run in result["runs"] if run["entry"] == entry])
+            errors = [run["test_standard_error"] for run in result["runs"] if run["entry"] == entry]
+            if not len(scores):
+                cells.append("-")
+                continue
+            stats[name] = (scores.mean(), scores.std(), float(np.mean(errors)), result["agent"] == BASELINE)
+            cells.append(f"{scores.mean():.4f} +- {scores.std():.4f} (SE {np.mean(errors):.4f}, n={len(scores)})")
+        uniform = [value for value in stats.values() if value[3]]
+        if uniform and len(stats) > len(uniform):
+            best_uniform = max(uniform, key=lambda value: value[0])
+            best = max((value for value in stats.values() if not value[3]), key=lambda value: value[0])
+            noise = max(best[1], best_uniform[1]) + max(best[2], best_uniform[2])
+            gap = best[0] - best_uniform[0]
+            cells += [f"{gap:+.4f}", f"{noise:.4f}", "yes" if abs(gap) > noise else "no"]
+        else:
+            cells += ["-", "-", "-"]
+        lines.append(f"| {entry} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot_leaderboard(results: list[dict[str, Any]], folder: str | Path) -> list[Path]:
     """rliable's figures of a leaderboard, as PNG and PDF in ``folder``: interval estimates (IQM, mean, optimality
     gap), sample-efficiency curves (IQM of the normalised best-so-far reward-split score against reward
