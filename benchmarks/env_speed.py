@@ -283,7 +283,8 @@ def prefix_cache_report(device: torch.device, machine: str, trials: int) -> None
               + " ".join(f"{ratio:.2f}" for ratio in r["ratio_per_layer"]))
     out = ROOT / "benchmarks" / "results" / f"prefix_cache-{device.type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "device": str(device), "threads": torch.get_num_threads(), "trials": trials,
+    out.write_text(json.dumps({"machine": machine, "date": time.strftime("%Y-%m-%d"), "device": str(device),
+                               "threads": torch.get_num_threads(), "trials": trials,
                                "prefix_cache": rows}, indent=2))
     print(f"results written to {out}")
 
@@ -300,7 +301,7 @@ def main() -> None:
     print(f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     if args.prefix_cache:
-        prefix_cache_report(device, cpu, 2 if args.quick else 4)
+        prefix_cache_report(device, cpu, 2 if args.quick else 5)
         return
     episodes = {"lenet5-mnist": 7, "resnet20-cifar10-subset": 7, "vgg16-cifar10-subset": 3}
     results: dict[str, Any] = {"machine": cpu, "device": str(device), "threads": torch.get_num_threads()}
