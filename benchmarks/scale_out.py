@@ -2,7 +2,8 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python benchmarks/scale_out.py [--agent ddpg] [--seeds 0 1] [--out /tmp/scale_out] [--json benchmarks/results/scale_out-cpu.json]
+    .venv/bin/python benchmarks/scale_out.py [--agent ddpg] [--seeds 0 1] [--out /tmp/scale_out]
+        [--json benchmarks/results/scale_out-cpu.json]
 
 Each back-end runs ``run_benchmark(agent, "quick-v0", seeds=[0, 1])`` into a
 fresh folder (so each measures its own references and recoveries), and the

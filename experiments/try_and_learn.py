@@ -23,9 +23,9 @@ from __future__ import annotations
 import common
 import gymnasium as gym
 import numpy as np
-from agents.try_and_learn.budget import learn_decision
 
 from agents.try_and_learn import TryAndLearnAgent
+from agents.try_and_learn.budget import learn_decision
 from prune_gym.benchmark import Recovery
 
 TASKS = {  # task: reward protocol

@@ -60,7 +60,8 @@ def test_benchmark_scores_every_seed_skips_finished_runs_and_renders_a_leaderboa
     [entry_row] = [line for line in table.splitlines() if line.startswith("| lenet5-digits/LayerRate-0.5 |")]
     cells = [cell.strip() for cell in entry_row.strip("|").split("|")]
     scores = [r["test_score"] for r in results["runs"]]
-    assert cells[1] == f"{np.mean(scores):.4f} +- {np.std(scores):.4f} (SE {np.mean([r['test_standard_error'] for r in results['runs']]):.4f}, n=2)"
+    error = np.mean([r["test_standard_error"] for r in results["runs"]])
+    assert cells[1] == f"{np.mean(scores):.4f} +- {np.std(scores):.4f} (SE {error:.4f}, n=2)"
     gap = np.mean(scores) - uniform["runs"][0]["test_score"]
     assert cells[3] == f"{gap:+.4f}" and cells[5] == ("yes" if abs(gap) > float(cells[4]) else "no")
     for figure in ("interval_estimates", "sample_efficiency", "probability_of_improvement"):
