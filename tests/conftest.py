@@ -19,33 +19,28 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
-@pytest.fixture(scope="session")
-def resnet20_subset_checkpoint():
-    """A ResNet-20 checkpoint on the CIFAR-10 subset: the cached one, else one real training epoch (~30 s)."""
+def _task_checkpoint(name: str, epochs: int):
+    """The task's cached checkpoint, else one trained for ``epochs`` real epochs; skips when its dataset is unavailable."""
     import prune_gym
     from prune_gym.errors import DatasetUnavailableError
 
-    task = prune_gym.get_task("resnet20-cifar10-subset")
+    task = prune_gym.get_task(name)
     try:
         task.splits()
     except DatasetUnavailableError as error:
         pytest.skip(str(error))
     if not task.checkpoint_path().exists():
-        task.pretrain(epochs=1, progress=False)
+        task.pretrain(epochs=epochs, progress=False)
     return task.checkpoint_path()
+
+
+@pytest.fixture(scope="session")
+def resnet20_subset_checkpoint():
+    """A ResNet-20 checkpoint on the CIFAR-10 subset: the cached one, else one real training epoch (~30 s)."""
+    return _task_checkpoint("resnet20-cifar10-subset", epochs=1)
 
 
 @pytest.fixture(scope="session")
 def fcn_scenes_checkpoint():
     """The segmentation task's checkpoint: the cached one, else two real training epochs on MNIST scenes (~30 s)."""
-    import prune_gym
-    from prune_gym.errors import DatasetUnavailableError
-
-    task = prune_gym.get_task("fcn-mnist-scenes")
-    try:
-        task.splits()
-    except DatasetUnavailableError as error:
-        pytest.skip(str(error))
-    if not task.checkpoint_path().exists():
-        task.pretrain(epochs=2, progress=False)
-    return task.checkpoint_path()
+    return _task_checkpoint("fcn-mnist-scenes", epochs=2)
