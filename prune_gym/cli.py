@@ -393,10 +393,58 @@ def _catalogue(what: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
 
 
 LISTINGS = ("tasks", "environments", "models", "datasets", "rewards", "observations", "criteria", "agents", "suites")
+CACHED_LISTINGS = {"environments": "prune_gym.envs", "models": "prune_gym.tasks.models", "datasets": "prune_gym.tasks.data",
+                   "observations": "prune_gym.observations", "criteria": "prune_gym.pruning.importance", "agents": "torch"}
+"""Listings that import torch or the RL libraries, and the module whose import they wait for: kept in the cache until the
+installed code changes, and served from it only while that module is not imported yet (once it is, listing afresh is
+cheap and shows what this process registered)."""
+
+
+def _installed_code_fingerprint() -> str:
+    """A digest of what those listings depend on: every installed distribution's version, and the modification times of
+    the source files of prune_gym and of the packages behind ``prune_gym.*`` entry points (editable installs change
+    without a new version)."""
+    import hashlib
+    from importlib import metadata, util
+    from pathlib import Path
+
+    distributions = list(metadata.distributions())
+    parts = sorted(f"{dist.metadata['Name']}=={dist.version}" for dist in distributions)
+    packages = {"prune_gym"} | {ep.value.split(":")[0].split(".")[0] for dist in distributions for ep in dist.entry_points
+                                if ep.group.startswith("prune_gym.")}
+    for package in sorted(packages):
+        spec = util.find_spec(package)
+        if spec is None:
+            continue
+        for location in spec.submodule_search_locations or [spec.origin]:
+            parts += sorted(f"{path}:{path.stat().st_mtime_ns}" for path in Path(str(location)).rglob("*.py"))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _listing(what: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """``_catalogue(what)``, from the cache (``$PRUNE_GYM_CACHE/listings``) while the installed code is unchanged."""
+    if what not in CACHED_LISTINGS or CACHED_LISTINGS[what] in sys.modules:
+        return _catalogue(what)
+    from prune_gym.paths import cache_dir
+    from prune_gym.storage import write_atomic
+
+    path = cache_dir() / "listings" / f"{what}-{_installed_code_fingerprint()}.json"
+    try:
+        cached = json.loads(path.read_text())
+        return tuple(cached["headers"]), [tuple(row) for row in cached["rows"]]
+    except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: list afresh
+        pass
+    headers, rows = _catalogue(what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps({"headers": headers, "rows": rows}))
+    except OSError:  # a read-only cache only costs the next listing its speed
+        pass
+    return headers, rows
 
 
 def _list(args: argparse.Namespace) -> int:
-    headers, rows = _catalogue(args.what)
+    headers, rows = _listing(args.what)
     rows = [headers, *[tuple(cell.replace("``", "") for cell in row) for row in rows]]
     widths = [max(len(row[column]) for row in rows) for column in range(len(headers))]
     for row in rows:  # plain aligned columns, one line per entry: nothing wraps when piped to grep or a file

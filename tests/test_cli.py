@@ -39,6 +39,29 @@ def test_help_and_light_listings_start_fast_without_torch(arguments):
     assert imported.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_heavy_listings_come_from_the_cache_without_torch_until_the_installed_code_changes(tmp_path):
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PRUNE_GYM_CACHE": str(tmp_path)}
+
+    def run(*code: str) -> str:
+        done = subprocess.run([sys.executable, "-c", "; ".join(code)], capture_output=True, text=True, env=environment, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = run("from prune_gym.cli import main", "main(['list', 'agents'])")
+    [cached] = (tmp_path / "listings").glob("agents-*.json")
+    again = run("import sys", "from prune_gym.cli import main", "main(['list', 'agents'])", "print('torch' in sys.modules)")
+    assert again == first + "False\n", "the second listing is the first, and needs no torch"
+    cached.write_text('{"headers": ["agent", "action spaces", "description"], "rows": [["planted", "Box", "from the cache"]]}')
+    assert "planted" in run("from prune_gym.cli import main", "main(['list', 'agents'])")
+    source = ROOT / "agents" / "baselines" / "__init__.py"
+    stat = source.stat()
+    try:
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # an edited agent: the listing is redone
+        assert run("from prune_gym.cli import main", "main(['list', 'agents'])") == first
+    finally:
+        os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
 def listing(capsys, what: str) -> dict[str, list[str]]:
     """``prune-gym list WHAT`` parsed: first column -> the other columns (split on runs of 2+ spaces)."""
     assert main(["list", what]) == 0
@@ -73,7 +96,7 @@ def test_agents_are_listed_with_their_action_spaces_and_every_stable_baselines3_
     assert {"ddpg", "uniform", "try-and-learn", "tianshou:PPO", "tianshou:SAC", "sb3:PPO", "sb3:SAC", "sb3:DQN"} <= set(agents)
     assert "sb3" not in agents and "tianshou" not in agents and not any(name.startswith("ddpg:") for name in agents)
     assert agents["sb3:DQN"] == ["Discrete", "stable-baselines3's Deep Q-Network (DQN)"]
-    assert agents["uniform"][0] == "Box on LayerRate-v0" and agents["try-and-learn"][0] == "MultiBinary"
+    assert agents["uniform"][0] == "Box on LayerRate-v0" and agents["try-and-learn"][0] == "MultiBinary on FilterSelect-v0"
     assert "AMC" in agents["ddpg"][1]
 
 
