@@ -34,6 +34,7 @@ from prune_gym.storage import write_atomic
 from prune_gym.wrappers import EpisodeRecorder
 
 RESULTS = Path(__file__).resolve().parent / "results"
+STARTED = time.perf_counter()
 
 
 def arguments(description: str, seeds: int = 3) -> argparse.Namespace:
@@ -112,7 +113,8 @@ def save(name: str, out: str | Path, payload: dict[str, Any], tables: list[str])
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     command = " ".join([".venv/bin/python", *sys.argv])
-    record = {"experiment": name, "command": command, "machine": machine(), "threads": torch.get_num_threads(),
+    record = {"experiment": name, "command": command, "machine": machine(), "seconds": time.perf_counter() - STARTED,
+              "threads": torch.get_num_threads(),
               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), **payload}
     path = folder / f"{name}.json"
     write_atomic(path, json.dumps(record, indent=2, default=float))
