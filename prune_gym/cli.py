@@ -89,9 +89,19 @@ def parse_seeds(tokens: list[str]) -> list[int]:
 
 
 def _executor(args: argparse.Namespace) -> Any:
-    from prune_gym.benchmark.executors import make_executor
+    """The local pool of ``--workers`` processes (default 1), or with ``--ray [ADDRESS]`` a Ray executor whose runs ask for
+    ``--cpus-per-run`` CPUs (default 1) and ``--gpus-per-run`` GPUs (default 0), at most ``--workers`` at once."""
+    if args.ray is None:
+        from prune_gym.benchmark.executors import LocalExecutor
 
-    return make_executor(args.workers, args.ray, args.cpus_per_run, args.gpus_per_run)
+        if args.cpus_per_run is not None or args.gpus_per_run is not None:
+            raise ValueError("--cpus-per-run and --gpus-per-run are Ray resources: add --ray (the local pool gives each of its "
+                             "--workers cores / workers torch threads)")
+        return LocalExecutor(1 if args.workers is None else args.workers)
+    from prune_gym.benchmark.ray_executor import RayExecutor
+
+    return RayExecutor(args.ray, cpus_per_run=1 if args.cpus_per_run is None else args.cpus_per_run,
+                       gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run, max_in_flight=args.workers)
 
 
 def _search_seeds(args: argparse.Namespace) -> int:
@@ -416,8 +426,8 @@ def _installed_code_fingerprint() -> str:
         spec = util.find_spec(package)
         if spec is None:
             continue
-        for location in spec.submodule_search_locations or [spec.origin]:
-            parts += sorted(f"{path}:{path.stat().st_mtime_ns}" for path in Path(str(location)).rglob("*.py"))
+        for location in spec.submodule_search_locations or ([spec.origin] if spec.origin else []):
+            parts += sorted(f"{path}:{path.stat().st_mtime_ns}" for path in Path(location).rglob("*.py"))
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prune_gym.runs import RunFolder, SearchConfig
-from prune_gym.storage import write_atomic
 
 MAX_RETRIES = 3
 
@@ -65,9 +64,9 @@ class SearchJob:
     run_dir: Path
     device: str = "cpu"
 
-
-def _search_failure(job: SearchJob, error: str) -> dict[str, Any]:
-    return {"seed": job.config.seed, "run_dir": str(job.run_dir), "status": "failed", "error": error}
+    def failure(self, error: str) -> dict[str, Any]:
+        """The failed result of this seed, with ``error``."""
+        return {"seed": self.config.seed, "run_dir": str(self.run_dir), "status": "failed", "error": error}
 
 
 def run_search_job(job: SearchJob) -> dict[str, Any]:
@@ -89,7 +88,7 @@ def run_search_job(job: SearchJob) -> dict[str, Any]:
     except KeyboardInterrupt:
         raise
     except Exception as error:
-        return _search_failure(job, f"{type(error).__name__}: {error}")
+        return job.failure(f"{type(error).__name__}: {error}")
     if summary["interrupted"]:
         raise KeyboardInterrupt
     return {**summary, "status": "ok"}
@@ -98,20 +97,13 @@ def run_search_job(job: SearchJob) -> dict[str, Any]:
 def lost_result(job: Any, error: BaseException) -> dict[str, Any]:
     """The failed result of a job whose worker died on every try, with the error.
 
-    A benchmark job's is written to its run folder as ``failed.json``, like a run
-    that raised, so ``results.json`` lists it and a re-run retries it.
+    A job with a ``failure(message)`` method reports it (a benchmark job also
+    writes it to its run folder as ``failed.json``, like a run that raised, so
+    ``results.json`` lists it and a re-run retries it).
     """
-    from prune_gym.benchmark.runner import Job
-
     message = f"worker lost: {type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
-    if isinstance(job, SearchJob):
-        return _search_failure(job, message)
-    failure: dict[str, Any] = {"status": "failed", "error": message}
-    if isinstance(job, Job):
-        failure = {"entry": job.entry.name, "seed": job.seed, "agent": job.agent, **failure}
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(job.run_dir / "failed.json", json.dumps(failure, indent=2))
-    return failure
+    report = getattr(job, "failure", None)
+    return report(message) if callable(report) else {"status": "failed", "error": message}
 
 
 class LocalExecutor:
@@ -163,18 +155,3 @@ class LocalExecutor:
                         future.cancel()
                     raise
 
-
-def make_executor(workers: int | None = None, ray: str | None = None, cpus_per_run: float | None = None,
-                  gpus_per_run: float | None = None) -> Executor:
-    """The local pool of ``workers`` processes (default 1), or with ``ray`` (``"local"`` or a cluster's address) a
-    :class:`~prune_gym.benchmark.ray_executor.RayExecutor` whose runs ask for ``cpus_per_run`` CPUs (default 1) and
-    ``gpus_per_run`` GPUs (default 0), at most ``workers`` at once."""
-    if ray is None:
-        if cpus_per_run is not None or gpus_per_run is not None:
-            raise ValueError("--cpus-per-run and --gpus-per-run are Ray resources: add --ray (the local pool gives each of its "
-                             "--workers cores / workers torch threads)")
-        return LocalExecutor(1 if workers is None else workers)
-    from prune_gym.benchmark.ray_executor import RayExecutor
-
-    return RayExecutor(ray, cpus_per_run=1 if cpus_per_run is None else cpus_per_run,
-                       gpus_per_run=0 if gpus_per_run is None else gpus_per_run, max_in_flight=workers)

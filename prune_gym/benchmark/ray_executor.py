@@ -54,7 +54,13 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None, runtime_env: 
         yield ray
         return
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "runtime_env": runtime_env}
+    from ray._private import ray_constants
+
+    clusters = ray_constants.ENABLE_RAY_CLUSTER
     if address == LOCAL:
+        # The variable set above is read when ray is first imported, and tianshou imports ray on its own import: set
+        # what it controls directly, for this session (workers are new processes and read the variable).
+        ray_constants.ENABLE_RAY_CLUSTER = False
         ray.init(address=LOCAL, num_cpus=num_cpus, _node_ip_address="127.0.0.1", **options)
     else:
         ray.init(address=address, **options)
@@ -62,6 +68,7 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None, runtime_env: 
         yield ray
     finally:
         ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = clusters
 
 
 def assigned_cuda_device(gpu_ids: Sequence[int | str], visible_devices: str | None) -> str:

@@ -54,6 +54,13 @@ class Job:
     cache: Path
     device: str
 
+    def failure(self, error: str, **details: Any) -> dict[str, Any]:
+        """The failed result of this run, with ``error`` (and ``details``), also written to its folder as ``failed.json``."""
+        failure = {"entry": self.entry.name, "seed": self.seed, "agent": self.agent, "status": "failed", "error": error, **details}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.run_dir / "failed.json", json.dumps(failure, indent=2))
+        return failure
+
 
 def machine() -> dict[str, Any]:
     """What ran the benchmark: processor, cores, torch threads, device, versions and the date."""
@@ -127,11 +134,7 @@ def run_job(job: Job) -> dict[str, Any]:
     except KeyboardInterrupt:
         raise
     except Exception as error:
-        failure = {"entry": job.entry.name, "seed": job.seed, "agent": job.agent, "status": "failed",
-                   "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc(limit=8)}
-        job.run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(job.run_dir / "failed.json", json.dumps(failure, indent=2))
-        return failure
+        return job.failure(f"{type(error).__name__}: {error}", traceback=traceback.format_exc(limit=8))
 
 
 def score_run(job: Job, suite: Suite, summary: dict[str, Any]) -> dict[str, Any]:
