@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from prune_gym.benchmark import get_suite  # noqa: E402
 from prune_gym.benchmark.executors import LocalExecutor  # noqa: E402
 from prune_gym.benchmark.fidelity import measure_fidelity, render_fidelity  # noqa: E402
-from prune_gym.benchmark.leaderboard import load_results, plot_leaderboard, render, render_entries  # noqa: E402
+from prune_gym.benchmark.leaderboard import display_name, load_results, plot_leaderboard, render, render_entries  # noqa: E402
 from prune_gym.benchmark.runner import machine, run_benchmark  # noqa: E402
 from prune_gym.storage import write_atomic  # noqa: E402
 
@@ -49,6 +49,28 @@ AGENTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [  # (agent, agent kw
     ("sb3:SAC", {}, {}),
     ("tianshou:SAC", {}, {}),
 ]
+
+
+BLACK_BOX = ("random-search", "cma-es", "tpe")
+FIXED = ("uniform", "global")
+
+
+def rl_versus_black_box(results: list[dict[str, Any]]) -> str:
+    """One sentence: the best RL agent against the best black-box optimiser, by IQM and whether their intervals overlap."""
+    def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        rows = [r for r in rows if "iqm" in r["aggregates"]]
+        return max(rows, key=lambda r: r["aggregates"]["iqm"]) if rows else None
+
+    rl = best([r for r in results if r["agent"] not in BLACK_BOX + FIXED])
+    black_box = best([r for r in results if r["agent"] in BLACK_BOX])
+    if rl is None or black_box is None:
+        return ""
+    (rl_low, rl_high), (bb_low, bb_high) = rl["aggregates"]["iqm_ci"], black_box["aggregates"]["iqm_ci"]
+    verdict = ("beats" if rl_low > bb_high else "does not beat" if rl_high < bb_low else
+               "is not distinguishable from (the 95% intervals overlap)")
+    return (f"**RL against black-box optimisers:** the best RL agent, `{display_name(rl)}` (IQM {rl['aggregates']['iqm']:.3f} "
+            f"[{rl_low:.3f}, {rl_high:.3f}]), {verdict} the best black-box optimiser, `{display_name(black_box)}` (IQM "
+            f"{black_box['aggregates']['iqm']:.3f} [{bb_low:.3f}, {bb_high:.3f}]), at the same number of reward evaluations.")
 
 
 def folder_name(agent: str, env_overrides: dict[str, Any]) -> str:
@@ -96,6 +118,7 @@ def main() -> None:
     figures = Path(args.output).parent / "leaderboard"
     plot_leaderboard(results, figures)
     hours = (time.perf_counter() - started) / 3600
+    run_hours = sum(result["aggregates"].get("benchmark_seconds", 0.0) for result in results) / 3600
     host = machine()
     command = " ".join([".venv/bin/python", "benchmarks/leaderboard.py", *sys.argv[1:]])
     text = "\n".join([
@@ -107,10 +130,11 @@ def main() -> None:
         "budget after the same fine-tune, 1 = the unpruned network. IQM, mean and optimality gap with stratified-bootstrap 95% "
         "confidence intervals (rliable).", "",
         render(results), "",
+        rl_versus_black_box(results), "",
         "## Per entry", "",
-        "Test score after recovery (accuracy; mean IoU for the FCN entry): mean +- standard deviation over seeds, with the "
-        "test split's standard error (binomial for accuracy, over images for mean IoU). An entry *separates* agents when "
-        "the best agent and uniform pruning differ by more than seed spread plus standard error.", "",
+        "Test score after recovery (the task's metric): mean +- standard deviation over seeds, with the test split's "
+        "standard error. An entry *separates* agents when the best agent and uniform pruning differ by more than seed "
+        "spread plus standard error.", "",
         render_entries(results), "",
         "![interval estimates](leaderboard/interval_estimates.png)", "",
         "![sample efficiency](leaderboard/sample_efficiency.png)", "",
@@ -121,7 +145,9 @@ def main() -> None:
         render_fidelity(fidelity), "",
         "## How this was made", "",
         f"`{command}` on {host['cpu']} ({host['cores']} cores, torch {host['torch']}, {args.workers} worker(s)), "
-        f"{host['date']}: {hours:.2f} hours.", "",
+        f"{host['date']}: {hours:.2f} hours for this invocation (runs already scored in `{out}` are skipped). The "
+        f"{sum(len(r['runs']) for r in results)} runs took {run_hours:.2f} hours of run time in all (search, recovery and "
+        "scoring, one torch thread each; summed from their `benchmark_seconds`).", "",
         "Checkpoints (SHA-256): " + ", ".join(f"`{task}` {digest[:16]}" for task, digest in
                                               sorted({t: d for r in results for t, d in r.get("checkpoints", {}).items()}.items())),
         "", "Submit an agent: install its package (a `prune_gym.agents` entry point), run "
