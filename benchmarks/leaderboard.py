@@ -25,11 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from prune_gym.benchmark import get_suite  # noqa: E402
+from prune_gym.benchmark.aggregate import MANIFEST, collect  # noqa: E402
 from prune_gym.benchmark.executors import LocalExecutor  # noqa: E402
 from prune_gym.benchmark.fidelity import measure_fidelity, render_fidelity  # noqa: E402
 from prune_gym.benchmark.leaderboard import display_name, load_results, plot_leaderboard, render, render_entries  # noqa: E402
-from prune_gym.benchmark.runner import machine, run_benchmark  # noqa: E402
-from prune_gym.storage import write_atomic  # noqa: E402
+from prune_gym.benchmark.runner import RESULTS, machine, run_benchmark  # noqa: E402
+from prune_gym.storage import file_sha256, write_atomic  # noqa: E402
+from prune_gym.tasks import get_task  # noqa: E402
 
 AGENTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [  # (agent, agent kwargs, env overrides)
     ("uniform", {}, {"criterion": "l1"}),
@@ -85,6 +87,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="*", default=None)
     parser.add_argument("--agents", nargs="*", default=None,
                         help="run only these rows of AGENTS (folder names, e.g. uniform-criterion-l1 ddpg); default all")
+    parser.add_argument("--render-only", action="store_true",
+                        help="run nothing: render the runs scored so far in each agent's folder (incomplete agents show fewer runs)")
     parser.add_argument("--fidelity-random", type=int, default=16, help="random candidates per entry in the fidelity study")
     parser.add_argument("--fidelity-entries", nargs="*", default=None, help="entries whose proxy fidelity is measured; default all")
     parser.add_argument("--output", default=str(ROOT / "LEADERBOARD.md"))
@@ -99,6 +103,14 @@ def main() -> None:
     for agent, agent_kwargs, env_overrides in AGENTS:
         folder = out / folder_name(agent, env_overrides)
         if args.agents is not None and folder.name not in args.agents:
+            continue
+        if args.render_only:
+            if (folder / MANIFEST).exists():
+                result = collect(folder)
+                result["machine"] = machine()
+                result["checkpoints"] = {task: file_sha256(get_task(task).checkpoint_path()) for task in {e.task for e in suite.entries}}
+                write_atomic(folder / RESULTS, json.dumps(result, indent=2))
+                folders.append(folder)
             continue
         try:
             run_benchmark(agent, suite.name, folder, seeds=args.seeds, agent_kwargs=agent_kwargs, env_overrides=env_overrides,
@@ -128,7 +140,8 @@ def main() -> None:
         f"budget-meeting network of each search is fine-tuned {suite.recovery.steps} batches (seeds {list(suite.recovery.seeds)}) "
         "and scored on the test split (10,000 images). Scores are normalised per entry: 0 = uniform L1 pruning at the same "
         "budget after the same fine-tune, 1 = the unpruned network. IQM, mean and optimality gap with stratified-bootstrap 95% "
-        "confidence intervals (rliable).", "",
+        "confidence intervals (rliable), over the entries each agent fits (`entries`: agents that act only in LayerRate-v0 "
+        "skip the FilterSelect-v0 entry; the per-entry table compares like with like).", "",
         render(results), "",
         rl_versus_black_box(results), "",
         "## Per entry", "",
@@ -147,7 +160,9 @@ def main() -> None:
         f"`{command}` on {host['cpu']} ({host['cores']} cores, torch {host['torch']}, {args.workers} worker(s)), "
         f"{host['date']}: {hours:.2f} hours for this invocation (runs already scored in `{out}` are skipped). The "
         f"{sum(len(r['runs']) for r in results)} runs took {run_hours:.2f} hours of run time in all (search, recovery and "
-        "scoring, one torch thread each; summed from their `benchmark_seconds`).", "",
+        "scoring, one torch thread each; summed from their `benchmark_seconds`)."
+        + (" Rendered with `--render-only` from the runs scored so far: an agent with fewer than "
+           f"{len(list(args.seeds or suite.seeds))} runs per entry it fits is incomplete." if args.render_only else ""), "",
         "Checkpoints (SHA-256): " + ", ".join(f"`{task}` {digest[:16]}" for task, digest in
                                               sorted({t: d for r in results for t, d in r.get("checkpoints", {}).items()}.items())),
         "", "Submit an agent: install its package (a `prune_gym.agents` entry point), run "
