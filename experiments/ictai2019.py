@@ -7,9 +7,9 @@ of the time.
 
 Here: the ICTAI global ranking at 0.5 of the MACs on a half-width ResNet-20
 (Fashion-MNIST) and the quarter-width VGG-16 (CIFAR-10 subset). One-step: prune
-all groups with the global rates, fine-tune ``--steps`` batches once. Layer by
+all groups with the global rates, fine-tune 60 batches once. Layer by
 layer: prune the groups one at a time to the same rates (re-ranking filters on
-the tuned weights), fine-tuning ``--steps`` batches after each group. Both end
+the tuned weights), fine-tuning 60 batches after each group. Both end
 at the same per-group widths (equal MACs); test accuracy after recovery and the
 total wall time, over ``--seeds``. Verdict: reproduced if one-step is within
 one standard error (test split) of layer-by-layer and at least 3x faster.

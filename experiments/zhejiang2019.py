@@ -7,7 +7,7 @@ near-original accuracy after fine-tuning.
 Here: uniform pruning to 0.7 of the MACs (30% fewer) of a quarter-width VGG-16
 and a half-width ResNet-56 on the CIFAR-10 subset, filters ranked by std, L1 or
 a fixed random ranking; each pruned network fine-tuned the same way
-(``--steps`` batches, recovery seeds = ``--seeds``), scored on the test split;
+(150 batches, recovery seeds = ``--seeds``), scored on the test split;
 MACs and measured CPU speed-up. Verdict: reproduced if std stays within 1.5
 points (about one binomial standard error on 1,017 test images) of the original
 and is no worse than random.
