@@ -163,6 +163,8 @@ def main() -> None:
         "scoring, one torch thread each; summed from their `benchmark_seconds`)."
         + (" Rendered with `--render-only` from the runs scored so far: an agent with fewer than "
            f"{len(list(args.seeds or suite.seeds))} runs per entry it fits is incomplete." if args.render_only else ""), "",
+        f"Regenerate it all: `.venv/bin/python benchmarks/leaderboard.py --suite {suite.name} --out DIR` (a re-run skips "
+        "the runs already scored in DIR).", "",
         "Checkpoints (SHA-256): " + ", ".join(f"`{task}` {digest[:16]}" for task, digest in
                                               sorted({t: d for r in results for t, d in r.get("checkpoints", {}).items()}.items())),
         "", "Submit an agent: install its package (a `prune_gym.agents` entry point), run "
