@@ -41,7 +41,11 @@ suite runs every script that way, `tests/test_experiments.py`); `--seeds`,
 `--out` and `--device` are common to all.
 
 This file is written by `.venv/bin/python experiments/report.py` from the
-scripts' docstrings and results.
+scripts' docstrings and results. The 2026-11-25 results below were measured
+with one torch thread each while the leaderboard ran on the same two cores:
+accuracies are unaffected, but wall times and the latency/speed-up columns are
+pessimistic and noisy (speed-ups below 1 are contention, not slower networks);
+re-run a script on a quiet machine before quoting its timings.
 """
 
 
