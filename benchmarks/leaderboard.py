@@ -10,6 +10,16 @@ already scored), measures the proxy fidelity of every entry's reward protocol
 candidates), and writes LEADERBOARD.md with the table, the fidelity table, the
 figures (``leaderboard/*.png|pdf``), the command, the machine, the date and the
 wall time.
+
+What LEADERBOARD.md is rendered from is published beside it, in the repository,
+so that it re-renders on any machine and a submission runs on the same networks:
+``leaderboard/checkpoints/<task>.pt`` (installed where the cache has none; a
+different cached checkpoint is refused), ``leaderboard/<suite>/results/<agent>.json``
+(each agent's ``results.json``) and ``leaderboard/<suite>/fidelity/*.json``.
+``--render-only`` runs nothing and renders from the run folders in ``--out``
+where they exist, else from the published files; ``--update-fidelity`` measures
+the fidelity of ``--fidelity-entries`` (or reads the published files with
+``--render-only``) and rewrites only the fidelity section of ``--output``.
 """
 
 from __future__ import annotations
@@ -28,10 +38,14 @@ from prune_gym.benchmark import get_suite  # noqa: E402
 from prune_gym.benchmark.aggregate import MANIFEST, collect  # noqa: E402
 from prune_gym.benchmark.executors import LocalExecutor  # noqa: E402
 from prune_gym.benchmark.fidelity import measure_fidelity, render_fidelity  # noqa: E402
-from prune_gym.benchmark.leaderboard import display_name, load_results, plot_leaderboard, render, render_entries  # noqa: E402
+from prune_gym.benchmark.leaderboard import display_name, plot_leaderboard, render, render_entries  # noqa: E402
 from prune_gym.benchmark.runner import RESULTS, machine, run_benchmark  # noqa: E402
+from prune_gym.benchmark.suites import Suite  # noqa: E402
 from prune_gym.storage import file_sha256, write_atomic  # noqa: E402
 from prune_gym.tasks import get_task  # noqa: E402
+from prune_gym.tasks.checkpoints import export_checkpoint, import_checkpoint  # noqa: E402
+
+FIDELITY_HEADING = "## Proxy fidelity"
 
 AGENTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [  # (agent, agent kwargs, env overrides)
     ("uniform", {}, {"criterion": "l1"}),
@@ -79,6 +93,82 @@ def folder_name(agent: str, env_overrides: dict[str, Any]) -> str:
     return "-".join([agent.replace(":", "-"), *(f"{k}-{v}" for k, v in sorted(env_overrides.items()))])
 
 
+def pin_checkpoints(suite: Suite, published_root: Path) -> None:
+    """Every task of the suite on its published checkpoint (installed where the cache has none; the cached one published
+    where none is yet). Exits with one line when the cache holds another checkpoint."""
+    folder = published_root / "checkpoints"
+    for task in sorted({entry.task for entry in suite.entries}):
+        published, cached = folder / f"{task}.pt", get_task(task).checkpoint_path()
+        if published.exists() and not cached.exists():
+            import_checkpoint(task, published)
+        elif published.exists() and file_sha256(cached) != file_sha256(published):
+            sys.exit(f"error: the cached checkpoint of {task} ({cached}) is not the leaderboard's ({published}): run "
+                     f"`prune-gym checkpoint import {task} {published}`, or delete {published} and the published results "
+                     "to start a new leaderboard")
+        elif not published.exists():
+            if not cached.exists():
+                get_task(task).pretrain()
+            folder.mkdir(parents=True, exist_ok=True)
+            export_checkpoint(task, published)
+
+
+def publish(published_root: Path, result: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
+    """Write ``result`` to ``<published_root>/<suite>/<kind>/<name>.json`` (committed beside LEADERBOARD.md); returns it."""
+    folder = published_root / result["suite"] / kind
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / f"{name}.json", json.dumps(result, indent=2))
+    return result
+
+
+def published(published_root: Path, suite: Suite, kind: str, name: str) -> dict[str, Any] | None:
+    path = published_root / suite.name / kind / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fidelity_section(fidelity: list[dict[str, Any]]) -> str:
+    """The fidelity heading, its explanation, the table with each entry's checkpoint, and the commands that measured it."""
+    measured = sorted({(f["command"], f["machine"]["cpu"], f["machine"]["cores"], f["machine"]["torch"], f["machine"]["date"])
+                       for f in fidelity})
+    return "\n".join([
+        FIDELITY_HEADING, "",
+        "How well each entry's reward protocol ranks candidate networks as their test score after the suite's recovery does "
+        "(Kendall tau, Spearman rho, 95% bootstrap CIs; the top quarter by proxy is where agents are actually compared). "
+        "Candidates: uniform pruning under every criterion, budget-feasible random rate vectors and the three best episodes "
+        "of each DDPG run of the entry.", "",
+        render_fidelity(fidelity), "",
+        *(f"Measured by `{command}` ({cpu}, {cores} cores, torch {torch}, {date})." for command, cpu, cores, torch, date in measured),
+        "The JSON of each entry is in `leaderboard/<suite>/fidelity/`.", "",
+    ])
+
+
+def agent_results(args: argparse.Namespace, suite: Suite, out: Path) -> list[dict[str, Any]]:
+    """Each selected agent's results: benchmarked now (and published), or with ``--render-only`` collected from its run
+    folder where there is one (and published), else the published file."""
+    results = []
+    for agent, agent_kwargs, env_overrides in AGENTS:
+        name = folder_name(agent, env_overrides)
+        folder = out / name
+        if args.agents is not None and name not in args.agents:
+            continue
+        if args.render_only and not (folder / MANIFEST).exists():
+            results += [found] if (found := published(Path(args.publish), suite, "results", name)) else []
+            continue
+        if args.render_only:
+            result = collect(folder)
+            result["machine"] = machine()
+            result["checkpoints"] = {task: file_sha256(get_task(task).checkpoint_path()) for task in {e.task for e in suite.entries}}
+            write_atomic(folder / RESULTS, json.dumps(result, indent=2))
+        else:
+            try:
+                result = run_benchmark(agent, suite.name, folder, seeds=args.seeds, agent_kwargs=agent_kwargs,
+                                       env_overrides=env_overrides, executor=LocalExecutor(args.workers))
+            except ValueError as error:  # the agent fits no entry of the suite
+                print(f"{agent}: {error}", file=sys.stderr)
+                continue
+        results.append(publish(Path(args.publish), result, "results", name))
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", default="cpu-v0")
@@ -91,48 +181,51 @@ def main() -> None:
                         help="run nothing: render the runs scored so far in each agent's folder (incomplete agents show fewer runs)")
     parser.add_argument("--fidelity-random", type=int, default=16, help="random candidates per entry in the fidelity study")
     parser.add_argument("--fidelity-entries", nargs="*", default=None, help="entries whose proxy fidelity is measured; default all")
+    parser.add_argument("--update-fidelity", action="store_true",
+                        help="benchmark no agent: measure (with --render-only: read the published) fidelity and rewrite only "
+                             "the fidelity section of --output")
     parser.add_argument("--output", default=str(ROOT / "LEADERBOARD.md"))
+    parser.add_argument("--publish", default=str(ROOT / "leaderboard"),
+                        help="where the checkpoints, results and fidelity files it is rendered from are published")
     args = parser.parse_args()
     suite = get_suite(args.suite)
     out = Path(args.out)
     started = time.perf_counter()
-    folders = []
     unknown = set(args.agents or ()) - {folder_name(agent, overrides) for agent, _, overrides in AGENTS}
     if unknown:
         parser.error(f"unknown --agents {sorted(unknown)}: choose from {[folder_name(a, o) for a, _, o in AGENTS]}")
-    for agent, agent_kwargs, env_overrides in AGENTS:
-        folder = out / folder_name(agent, env_overrides)
-        if args.agents is not None and folder.name not in args.agents:
-            continue
-        if args.render_only:
-            if (folder / MANIFEST).exists():
-                result = collect(folder)
-                result["machine"] = machine()
-                result["checkpoints"] = {task: file_sha256(get_task(task).checkpoint_path()) for task in {e.task for e in suite.entries}}
-                write_atomic(folder / RESULTS, json.dumps(result, indent=2))
-                folders.append(folder)
-            continue
-        try:
-            run_benchmark(agent, suite.name, folder, seeds=args.seeds, agent_kwargs=agent_kwargs, env_overrides=env_overrides,
-                          executor=LocalExecutor(args.workers))
-        except ValueError as error:  # the agent fits no entry of the suite
-            print(f"{agent}: {error}", file=sys.stderr)
-            continue
-        folders.append(folder)
+    host = machine()
+    command = " ".join([".venv/bin/python", "benchmarks/leaderboard.py", *sys.argv[1:]])
+    if not args.render_only:
+        pin_checkpoints(suite, Path(args.publish))
+    results = [] if args.update_fidelity else agent_results(args, suite, out)
     fidelity = []
     for entry in suite.entries:
         if args.fidelity_entries is not None and entry.name not in args.fidelity_entries:
             continue
+        if args.render_only:
+            fidelity += [found] if (found := published(Path(args.publish), suite, "fidelity", entry.slug)) else []
+            continue
         runs = sorted((out / "ddpg").glob(f"{entry.slug}/seed-*"))
-        fidelity.append(measure_fidelity(suite.name, entry.name, out / "fidelity", random_count=args.fidelity_random,
-                                         run_folders=tuple(runs)))
-    results = load_results(folders)
+        measured = measure_fidelity(suite.name, entry.name, out / "fidelity", random_count=args.fidelity_random,
+                                    run_folders=tuple(runs))
+        fidelity.append(publish(Path(args.publish), {**measured, "command": command, "machine": host}, "fidelity", entry.slug))
+    if args.update_fidelity:
+        text = Path(args.output).read_text()
+        start = text.index(FIDELITY_HEADING)
+        end = text.index("\n## ", start + len(FIDELITY_HEADING))
+        others = sorted({f"`{f['entry']}` {f['checkpoint'][:16]}" for f in fidelity if f["checkpoint"][:16] not in text[:start]
+                         + text[end:]})
+        note = (f"\nThese fidelity rows were measured on other checkpoints than the agents' table above ({', '.join(others)}; "
+                "the table's are listed under *How this was made*).\n" if others else "")
+        text = text[:start] + fidelity_section(fidelity) + note + text[end:]
+        write_atomic(args.output, text)
+        print(text)
+        return
     figures = Path(args.output).parent / "leaderboard"
     plot_leaderboard(results, figures)
     hours = (time.perf_counter() - started) / 3600
     run_hours = sum(result["aggregates"].get("benchmark_seconds", 0.0) for result in results) / 3600
-    host = machine()
-    command = " ".join([".venv/bin/python", "benchmarks/leaderboard.py", *sys.argv[1:]])
     text = "\n".join([
         "# Leaderboard", "",
         f"Suite `{suite.name}`: {suite.description}. Every agent gets the same number of reward evaluations per entry "
@@ -152,16 +245,14 @@ def main() -> None:
         "![interval estimates](leaderboard/interval_estimates.png)", "",
         "![sample efficiency](leaderboard/sample_efficiency.png)", "",
         "![probability of improvement](leaderboard/probability_of_improvement.png)", "",
-        "## Proxy fidelity", "",
-        "How well each entry's reward protocol ranks candidate networks as their test score after the suite's recovery does "
-        "(Kendall tau, Spearman rho, 95% bootstrap CIs; the top quarter by proxy is where agents are actually compared).", "",
-        render_fidelity(fidelity), "",
+        fidelity_section(fidelity),
         "## How this was made", "",
         f"`{command}` on {host['cpu']} ({host['cores']} cores, torch {host['torch']}, {args.workers} worker(s)), "
         f"{host['date']}: {hours:.2f} hours for this invocation (runs already scored in `{out}` are skipped). The "
         f"{sum(len(r['runs']) for r in results)} runs took {run_hours:.2f} hours of run time in all (search, recovery and "
         "scoring, one torch thread each; summed from their `benchmark_seconds`)."
-        + (" Rendered with `--render-only` from the runs scored so far: an agent with fewer than "
+        + (" Rendered with `--render-only` from the runs scored so far (the run folders where they exist, else the published "
+           "results): an agent with fewer than "
            f"{len(list(args.seeds or suite.seeds))} runs per entry it fits is incomplete." if args.render_only else ""), "",
         f"Regenerate it all: `.venv/bin/python benchmarks/leaderboard.py --suite {suite.name} --out DIR` (a re-run skips "
         "the runs already scored in DIR).", "",
@@ -169,10 +260,11 @@ def main() -> None:
                                               sorted({t: d for r in results for t, d in r.get("checkpoints", {}).items()}.items())),
         "", "Submit an agent: install its package (a `prune_gym.agents` entry point), run "
         f"`prune-gym benchmark --agent NAME --suite {suite.name} --out DIR` on the same checkpoints "
-        "(`prune-gym checkpoint import`), then `prune-gym leaderboard DIR runs/leaderboard/*` and open a pull request "
-        "with DIR/results.json.", "",
+        "(`prune-gym checkpoint import TASK leaderboard/checkpoints/TASK.pt` for each task), then "
+        f"`prune-gym leaderboard DIR leaderboard/{suite.name}/results/*.json` and open a pull request with DIR/results.json.", "",
     ])
     write_atomic(args.output, text)
+    out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "leaderboard.json", json.dumps({"hours": hours, "command": command, "machine": host}, indent=2))
     print(text)
 

@@ -545,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     fidelity.set_defaults(handler=_fidelity)
 
     leaderboard = commands.add_parser("leaderboard", help="render benchmark results folders of one suite as a markdown table")
-    leaderboard.add_argument("folders", nargs="+", metavar="DIR")
+    leaderboard.add_argument("folders", nargs="+", metavar="DIR", help="benchmark results folders, or their results.json files")
     leaderboard.add_argument("--output", default=None, help="write the markdown here (default: print it)")
     leaderboard.add_argument("--plots", default=None, metavar="FOLDER", help="write rliable's figures (PNG and PDF) here")
     leaderboard.add_argument("--fidelity", nargs="*", default=[], metavar="FILE", help="fidelity-*.json files to add as a table")

@@ -54,7 +54,10 @@ class SearchConfig:
         task, env, agent: registered names (``prune-gym list tasks|environments|agents``).
         reward: reward name or ``module:function``.
         macs_budget: fraction of the original MACs the pruned network may keep.
-        episodes: episodes to run (= reward-split evaluations at most).
+        episodes: episodes to run (= reward-split evaluations at most, for an agent rewarded once per episode).
+        max_evaluations: stop before the reward-split evaluation past this many, even within an episode (an agent with
+            a dense reward evaluates several times per episode); ``None``: only ``episodes`` bounds the search. The
+            benchmark sets it to the entry's budget, so every agent gets the same number of evaluations.
         seed: seeds the agent and the environment.
         reward_samples: reward-split images scored per evaluation.
         device: torch device.
@@ -71,6 +74,7 @@ class SearchConfig:
     reward: str | None = None
     macs_budget: float | None = None
     episodes: int = 400
+    max_evaluations: int | None = None
     seed: int = 0
     reward_samples: int | None = None
     device: str | None = None
@@ -112,8 +116,9 @@ class SearchConfig:
     def type_errors(self) -> list[str]:
         """Fields whose values have the wrong type (what a hand-edited config.json gets wrong)."""
         expected: dict[str, tuple[type, ...]] = {
-            "task": (str,), "env": (str,), "agent": (str,), "episodes": (int,), "seed": (int,), "checkpoint_every": (int,),
-            "env_kwargs": (dict,), "agent_kwargs": (dict,), "wandb": (str,), "wandb_project": (str,), "wandb_tags": (list,),
+            "task": (str,), "env": (str,), "agent": (str,), "episodes": (int,), "max_evaluations": (int, type(None)), "seed": (int,),
+            "checkpoint_every": (int,), "env_kwargs": (dict,), "agent_kwargs": (dict,), "wandb": (str,), "wandb_project": (str,),
+            "wandb_tags": (list,),
         }
         problems = []
         for name, types in expected.items():

@@ -73,6 +73,8 @@ def resolve_config(config: SearchConfig) -> SearchConfig:
     get_task(config.task)
     load_agent_class(config.agent)
     check_int("episodes", config.episodes, 1, "a positive number of episodes")
+    if config.max_evaluations is not None:
+        check_int("max_evaluations", config.max_evaluations, 1, "a positive number of reward evaluations, or None")
     check_int("seed", config.seed, 0, "a seed >= 0")
     check_int("checkpoint_every", config.checkpoint_every, 1, "a positive number of episodes")
     check_choice("wandb", config.wandb, WANDB_MODES)
@@ -226,7 +228,7 @@ def _search(folder: RunFolder, config: SearchConfig, resume: bool, progress: boo
     last = records[-1] if records else None
     recorder = EpisodeRecorder(env, session.on_episode, start_episode=len(records),
                                evaluations_offset=last.evaluations if last else 0, seconds_offset=last.seconds if last else 0.0,
-                               max_episodes=config.episodes)
+                               max_episodes=config.episodes, max_evaluations=config.max_evaluations)
     agent = make_agent(config.agent, recorder, seed=config.seed, **config.agent_kwargs)
     if resume:
         seen = _restore_checkpoint(folder, agent, pruning_env, str(pruning_env.device))

@@ -12,7 +12,7 @@ from prune_gym.runs import EpisodeRecord
 
 
 class EpisodeBudgetExhausted(Exception):
-    """Raised by :class:`EpisodeRecorder` when an agent steps past its episode budget (before anything is evaluated)."""
+    """Raised by :class:`EpisodeRecorder` when an agent steps past its episode or evaluation budget (before anything is evaluated)."""
 
 
 class EpisodeRecorder(gym.Wrapper):
@@ -26,17 +26,24 @@ class EpisodeRecorder(gym.Wrapper):
     ``max_episodes`` (counted from episode 0), the first ``step`` of an episode past
     the budget raises :class:`EpisodeBudgetExhausted`: agents that collect
     several episodes at a time (on-policy rollouts) get no extra evaluation, while
-    an agent that stops at the budget finishes its last episode normally.
+    an agent that stops at the budget finishes its last episode normally. With
+    ``max_evaluations`` (counted like ``evaluations``), any ``step`` once that many
+    reward evaluations are spent raises it too, so an agent with a dense reward,
+    which evaluates within episodes, spends no more than one rewarded per episode;
+    the episode it interrupts is not recorded.
     """
 
     def __init__(self, env: gym.Env, callback: Callable[[EpisodeRecord], None] | None = None, start_episode: int = 0,
-                 evaluations_offset: int = 0, seconds_offset: float = 0.0, max_episodes: int | None = None) -> None:
+                 evaluations_offset: int = 0, seconds_offset: float = 0.0, max_episodes: int | None = None,
+                 max_evaluations: int | None = None) -> None:
         super().__init__(env)
         self.callback = callback
         self.max_episodes = max_episodes
+        self.max_evaluations = max_evaluations
         self.episodes: list[EpisodeRecord] = []
         self._next_episode = start_episode
         self._evaluations_offset = evaluations_offset
+        self._evaluations = evaluations_offset  # spent so far, as of the last step
         self._started = time.perf_counter() - seconds_offset
         self._return = 0.0
         self._rates: list[float] = []
@@ -49,7 +56,10 @@ class EpisodeRecorder(gym.Wrapper):
     def step(self, action: Any):
         if self.max_episodes is not None and self._next_episode >= self.max_episodes:
             raise EpisodeBudgetExhausted(f"the budget of {self.max_episodes} episodes is spent")
+        if self.max_evaluations is not None and self._evaluations >= self.max_evaluations:
+            raise EpisodeBudgetExhausted(f"the budget of {self.max_evaluations} reward evaluations is spent")
         observation, reward, terminated, truncated, info = self.env.step(action)
+        self._evaluations = self._evaluations_offset + int(info["evaluations"])
         self._return += float(reward)
         self._rates.append(float(info["rate_pruned"]))
         if terminated or truncated:
@@ -64,7 +74,7 @@ class EpisodeRecorder(gym.Wrapper):
                 budget_met=bool(info["budget_met"]),
                 rates=tuple(self._rates),
                 kept_channels=tuple(info["kept_channels"]),
-                evaluations=self._evaluations_offset + int(info["evaluations"]),
+                evaluations=self._evaluations,
                 seconds=time.perf_counter() - self._started,
                 keep_mask=tuple(info["keep_mask"]),
             )

@@ -45,6 +45,8 @@ def test_benchmark_scores_every_seed_skips_finished_runs_and_renders_a_leaderboa
                                               / (references["unpruned_test_score"] - references["uniform_test_score"]))
     assert len(run["normalised_proxy_curve"]) == 12 and np.all(np.diff(run["normalised_proxy_curve"]) >= 0), "best so far"
     assert results["checkpoints"]["lenet5-digits"] == task_checkpoint_sha256("lenet5-digits")
+    config = json.loads((out / "lenet5-digits_LayerRate-0.5" / "seed-0" / "config.json").read_text())
+    assert config["episodes"] == config["max_evaluations"] == 12, "the entry's budget bounds episodes and reward evaluations"
     scored = (out / "lenet5-digits_LayerRate-0.5" / "seed-0" / "score.json").stat().st_mtime_ns
     assert main(["benchmark", "--agent", "random-search", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 0
     assert (out / "lenet5-digits_LayerRate-0.5" / "seed-0" / "score.json").stat().st_mtime_ns == scored, "a re-run skips scored runs"
@@ -174,3 +176,43 @@ def test_checkpoints_export_and_import_with_their_sha256(tmp_path, capsys):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     assert main(["checkpoint", "import", "lenet5-digits", str(tmp_path / "bad.pt")]) == 2
     assert "bad.pt" in capsys.readouterr().err
+
+
+def test_the_leaderboard_script_publishes_what_it_renders_and_pins_its_checkpoints(tmp_path):
+    """benchmarks/leaderboard.py on quick-v0: it re-renders from the published files alone, and refuses another checkpoint."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "leaderboard.py"
+    publish, output = tmp_path / "published", tmp_path / "LEADERBOARD.md"
+    common = ["--suite", "quick-v0", "--out", str(tmp_path / "runs"), "--publish", str(publish), "--fidelity-random", "2"]
+
+    def leaderboard(*arguments: str, cache: Path | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, **({"PRUNE_GYM_CACHE": str(cache)} if cache else {})}
+        return subprocess.run([sys.executable, str(script), *common, *arguments], capture_output=True, text=True, env=env,
+                              timeout=600)
+
+    made = leaderboard("--agents", "uniform-criterion-l1", "--output", str(output))
+    assert made.returncode == 0, made.stderr
+    assert (publish / "checkpoints" / "lenet5-digits.pt").read_bytes() == prune_gym.get_task("lenet5-digits").checkpoint_path().read_bytes()
+    published = json.loads((publish / "quick-v0" / "results" / "uniform-criterion-l1.json").read_text())
+    assert published == json.loads((tmp_path / "runs" / "uniform-criterion-l1" / "results.json").read_text())
+    fidelity = json.loads((publish / "quick-v0" / "fidelity" / "lenet5-digits_LayerRate-0.5.json").read_text())
+    assert fidelity["checkpoint"] == task_checkpoint_sha256("lenet5-digits") and fidelity["command"].startswith(".venv/bin/python")
+
+    import shutil
+    shutil.rmtree(tmp_path / "runs")
+    again = tmp_path / "again.md"
+    rendered = leaderboard("--render-only", "--output", str(again))
+    assert rendered.returncode == 0, rendered.stderr
+    tables = [text.read_text().split("## How this was made")[0] for text in (output, again)]
+    assert tables[0] == tables[1] and "| uniform criterion=l1 |" in tables[0] and fidelity["checkpoint"][:16] in tables[0]
+
+    other_cache = tmp_path / "other-cache"
+    retrained = subprocess.run([sys.executable, "-m", "prune_gym.cli", "pretrain", "lenet5-digits", "--epochs", "1", "--quiet"],
+                               capture_output=True, text=True, env={**os.environ, "PRUNE_GYM_CACHE": str(other_cache)}, timeout=600)
+    assert retrained.returncode == 0, retrained.stderr
+    refused = leaderboard("--agents", "uniform-criterion-l1", "--output", str(tmp_path / "refused.md"), cache=other_cache)
+    assert refused.returncode == 1 and "is not the leaderboard's" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "refused.md").exists()

@@ -114,3 +114,20 @@ def test_wandb_offline_run_is_written_under_the_run_folder(tmp_path):
     run = tmp_path / "run"
     run_search(SearchConfig(agent="uniform", episodes=3, wandb="offline", **FAST), run_dir=run, progress=False)
     assert list((run / "wandb").glob("offline-run-*")), "an offline wandb run to `wandb sync` later"
+
+
+def test_an_evaluation_budget_stops_a_dense_reward_agent_within_an_episode(tmp_path):
+    """A dense reward (``shaped``) evaluates at every step: capped, the search spends exactly the budget; uncapped, more."""
+    config = SearchConfig(task="lenet5-digits", env="FilterSelect-v0", agent="ddpg", reward="shaped", episodes=12, seed=0,
+                          reward_samples=200, env_kwargs={"action_type": "continuous"}, agent_kwargs={"warmup_episodes": 12})
+    free = run_search(config, tmp_path / "free", progress=False)
+    assert free["episodes_done"] == 12 and free["evaluations"] > 12
+    capped = run_search(SearchConfig(**{**config.__dict__, "max_evaluations": 12}), tmp_path / "capped", progress=False)
+    assert capped["evaluations"] == 12 and capped["episodes_done"] < 12 and not capped["interrupted"]
+    records, _ = RunFolder(tmp_path / "capped").episodes([6, 16])
+    assert [r.evaluations for r in records] == sorted(r.evaluations for r in records) and records[-1].evaluations <= 12
+    assert run_search(capped_config := RunFolder(tmp_path / "capped").read_config(), tmp_path / "capped", resume=True,
+                      progress=False)["evaluations"] == 12, "a resumed capped search spends nothing more"
+    assert capped_config.max_evaluations == 12
+    with pytest.raises(ValueError, match="max_evaluations"):
+        run_search(SearchConfig(**{**config.__dict__, "max_evaluations": 0}), tmp_path / "bad", progress=False)

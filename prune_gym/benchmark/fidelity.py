@@ -30,6 +30,7 @@ from prune_gym.benchmark.suites import Entry, Suite, get_suite
 from prune_gym.pruning import RateBudget, UndefinedImportanceError, list_importance_criteria
 from prune_gym.runs import RunFolder
 from prune_gym.storage import write_atomic
+from prune_gym.tasks.checkpoints import task_checkpoint_sha256
 
 BOOTSTRAP_RESAMPLES = 2000
 
@@ -110,7 +111,8 @@ def measure_fidelity(suite_name: str, entry_name: str, out: str | Path, options:
         seconds = (time.perf_counter() - started) / len(pool)
         rows.append({"option": option, "protocol": protocol, "seconds_per_evaluation": seconds, **rank_agreement(proxy, truth),
                      "proxy": proxy})
-    result = {"suite": suite.name, "entry": entry.name, "recovery": {"steps": suite.recovery.steps, "seeds": list(suite.recovery.seeds)},
+    result = {"suite": suite.name, "entry": entry.name, "checkpoint": task_checkpoint_sha256(entry.task),
+              "recovery": {"steps": suite.recovery.steps, "seeds": list(suite.recovery.seeds)},
               "candidates": [origin for origin, _ in pool], "recovered_test_scores": truth, "options": rows}
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / f"fidelity-{entry.slug}.json", json.dumps(result, indent=2))
@@ -122,13 +124,14 @@ def _estimate(value: dict[str, Any]) -> str:
 
 
 def render_fidelity(results: list[dict[str, Any]]) -> str:
-    """Markdown: one row per entry and reward-protocol option."""
-    lines = ["| entry | reward protocol | candidates | Kendall tau [95% CI] | Spearman rho | top-quarter tau | top-quarter rho "
-             "| s / evaluation |", "|---|---|---:|---|---|---|---|---:|"]
+    """Markdown: one row per entry and reward-protocol option, with the first 16 hex digits of the checkpoint's SHA-256."""
+    lines = ["| entry | checkpoint | reward protocol | candidates | Kendall tau [95% CI] | Spearman rho | top-quarter tau "
+             "| top-quarter rho | s / evaluation |", "|---|---|---|---:|---|---|---|---|---:|"]
     for result in results:
         for row in result["options"]:
             protocol = ", ".join(f"{k}={v}" for k, v in sorted(row["protocol"].items())) or "default"
-            lines.append(f"| {result['entry']} | {protocol} | {len(result['candidates'])} | {_estimate(row['kendall_tau'])} "
+            lines.append(f"| {result['entry']} | {result.get('checkpoint', '-')[:16]} | {protocol} | {len(result['candidates'])} "
+                         f"| {_estimate(row['kendall_tau'])} "
                          f"| {_estimate(row['spearman_rho'])} | {_estimate(row['top_quarter_kendall_tau'])} "
                          f"| {_estimate(row['top_quarter_spearman_rho'])} | {row['seconds_per_evaluation']:.3f} |")
     return "\n".join(lines) + "\n"

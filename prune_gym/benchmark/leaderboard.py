@@ -16,14 +16,14 @@ BASELINE = "uniform"
 
 
 def load_results(folders: list[str | Path]) -> list[dict[str, Any]]:
-    """The ``results.json`` of each folder, all of one suite.
+    """The ``results.json`` of each folder (or each results file itself, e.g. a published one), all of one suite.
 
     Raises:
         RunError: a folder without results, or folders of different suites.
     """
     results = []
     for folder in folders:
-        path = Path(folder) / RESULTS
+        path = Path(folder) if Path(folder).is_file() else Path(folder) / RESULTS
         if not path.exists():
             raise RunError(f"{folder} has no {RESULTS}: run `prune-gym benchmark ... --out {folder}` (to the end) first")
         try:

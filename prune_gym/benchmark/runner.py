@@ -122,7 +122,8 @@ def run_job(job: Job) -> dict[str, Any]:
         suite = get_suite(job.suite)
         env_fields = {name: job.env_kwargs[name] for name in SearchConfig.ENV_FIELDS if name in job.env_kwargs}
         config = SearchConfig(task=job.entry.task, env=job.env, agent=job.agent, macs_budget=job.entry.macs_budget,
-                              episodes=job.entry.episodes, seed=job.seed, device=job.device, agent_kwargs=job.agent_kwargs,
+                              episodes=job.entry.episodes, max_evaluations=job.entry.episodes, seed=job.seed,
+                              device=job.device, agent_kwargs=job.agent_kwargs,
                               env_kwargs={k: v for k, v in job.env_kwargs.items() if k not in env_fields}, **env_fields)
         summary = run_search(config, job.run_dir, resume=folder.config_path.exists(), progress=False)
         if summary["interrupted"]:

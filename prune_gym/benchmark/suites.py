@@ -1,8 +1,10 @@
 """Benchmark suites: named, versioned sets of pruning problems, each with one protocol for every agent.
 
 A :class:`Suite` fixes everything a score depends on: its entries (task,
-environment, MACs budget, reward protocol), the search budget of each entry (
-episodes = reward-split evaluations, the same for every agent), the seeds, and
+environment, MACs budget, reward protocol), the search budget of each entry
+(``episodes``: at most that many episodes and as many reward-split
+evaluations, the same for every agent, whether its reward comes once per
+episode or at every step), the seeds, and
 the recovery every pruned network gets before it is scored on the test split
 (:class:`Recovery`). A suite never changes once published: a different
 protocol is a new version (``cpu-v1``). Register your own with
