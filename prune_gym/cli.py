@@ -69,9 +69,10 @@ def _search(args: argparse.Namespace) -> int:
 
 def _search_config(args: argparse.Namespace) -> SearchConfig:
     return SearchConfig(task=args.task, env=args.env, agent=args.agent, reward=args.reward, macs_budget=args.macs_budget,
-                        episodes=args.episodes, seed=args.seed, reward_samples=args.reward_samples, device=args.device,
-                        wandb=args.wandb, wandb_project=args.wandb_project, wandb_entity=args.wandb_entity,
-                        wandb_group=args.wandb_group, wandb_tags=args.wandb_tags, checkpoint_every=args.checkpoint_every,
+                        episodes=args.episodes, max_evaluations=args.max_evaluations, seed=args.seed,
+                        reward_samples=args.reward_samples, device=args.device, wandb=args.wandb, wandb_project=args.wandb_project,
+                        wandb_entity=args.wandb_entity, wandb_group=args.wandb_group, wandb_tags=args.wandb_tags,
+                        checkpoint_every=args.checkpoint_every,
                         env_kwargs=parse_key_values(args.env_arg), agent_kwargs=parse_key_values(args.agent_arg))
 
 
@@ -560,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--macs-budget", type=float, default=DEFAULTS["macs_budget"],
                         help="fraction of the original MACs to keep (default: the environment's, 0.5)")
     search.add_argument("--episodes", type=int, default=DEFAULTS["episodes"])
+    search.add_argument("--max-evaluations", type=int, default=None, metavar="N",
+                        help="also stop once N reward evaluations are spent, within an episode too (as the benchmark does)")
     search.add_argument("--seed", type=int, default=DEFAULTS["seed"])
     search.add_argument("--reward-samples", type=int, default=DEFAULTS["reward_samples"],
                         help="reward-split images to score on (default: the environment's)")

@@ -74,7 +74,7 @@ def resolve_config(config: SearchConfig) -> SearchConfig:
     load_agent_class(config.agent)
     check_int("episodes", config.episodes, 1, "a positive number of episodes")
     if config.max_evaluations is not None:
-        check_int("max_evaluations", config.max_evaluations, 1, "a positive number of reward evaluations, or None")
+        check_int("max_evaluations", config.max_evaluations, 1, "a positive number of reward evaluations")
     check_int("seed", config.seed, 0, "a seed >= 0")
     check_int("checkpoint_every", config.checkpoint_every, 1, "a positive number of episodes")
     check_choice("wandb", config.wandb, WANDB_MODES)
