@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from prune_gym.benchmark import get_suite  # noqa: E402
 from prune_gym.benchmark.aggregate import MANIFEST, collect  # noqa: E402
 from prune_gym.benchmark.executors import LocalExecutor  # noqa: E402
-from prune_gym.benchmark.fidelity import measure_fidelity, render_fidelity  # noqa: E402
+from prune_gym.benchmark.fidelity import measure_fidelity, render_fidelity, render_headroom  # noqa: E402
 from prune_gym.benchmark.leaderboard import display_name, plot_leaderboard, render, render_entries  # noqa: E402
 from prune_gym.benchmark.runner import RESULTS, machine, run_benchmark  # noqa: E402
 from prune_gym.benchmark.suites import Suite  # noqa: E402
@@ -125,7 +125,7 @@ def published(published_root: Path, suite: Suite, kind: str, name: str) -> dict[
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def fidelity_section(fidelity: list[dict[str, Any]]) -> str:
+def fidelity_section(fidelity: list[dict[str, Any]], suite: Suite) -> str:
     """The fidelity heading, its explanation, the table with each entry's checkpoint, and the commands that measured it."""
     measured = sorted({(f["command"], f["machine"]["cpu"], f["machine"]["cores"], f["machine"]["torch"], f["machine"]["date"])
                        for f in fidelity})
@@ -136,6 +136,10 @@ def fidelity_section(fidelity: list[dict[str, Any]]) -> str:
         "Candidates: uniform pruning under every criterion, budget-feasible random rate vectors and the three best episodes "
         "of each DDPG run of the entry.", "",
         render_fidelity(fidelity), "",
+        "Headroom: can the entry separate agents at all? The same candidates after recovery: uniform pruning against the "
+        "best candidate of any origin (chosen on these test scores, so flattered by selection), beside the test split's "
+        "standard error.", "",
+        render_headroom(fidelity, suite.baseline_criterion), "",
         *(f"Measured by `{command}` ({cpu}, {cores} cores, torch {torch}, {date})." for command, cpu, cores, torch, date in measured),
         "The JSON of each entry is in `leaderboard/<suite>/fidelity/`.", "",
     ])
@@ -218,7 +222,7 @@ def main() -> None:
                          + text[end:]})
         note = (f"\nThese fidelity rows were measured on other checkpoints than the agents' table above ({', '.join(others)}; "
                 "the table's are listed under *How this was made*).\n" if others else "")
-        text = text[:start] + fidelity_section(fidelity) + note + text[end:]
+        text = text[:start] + fidelity_section(fidelity, suite) + note + text[end:]
         write_atomic(args.output, text)
         print(text)
         return
@@ -245,7 +249,7 @@ def main() -> None:
         "![interval estimates](leaderboard/interval_estimates.png)", "",
         "![sample efficiency](leaderboard/sample_efficiency.png)", "",
         "![probability of improvement](leaderboard/probability_of_improvement.png)", "",
-        fidelity_section(fidelity),
+        fidelity_section(fidelity, suite),
         "## How this was made", "",
         f"`{command}` on {host['cpu']} ({host['cores']} cores, torch {host['torch']}, {args.workers} worker(s)), "
         f"{host['date']}: {hours:.2f} hours for this invocation (runs already scored in `{out}` are skipped). The "

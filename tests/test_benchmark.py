@@ -11,7 +11,7 @@ from scipy import stats
 import prune_gym
 from prune_gym.benchmark import Entry, Recovery, Suite, get_suite, list_suites, register_suite
 from prune_gym.benchmark.aggregate import aggregates, probability_of_improvement
-from prune_gym.benchmark.fidelity import rank_agreement
+from prune_gym.benchmark.fidelity import rank_agreement, render_headroom
 from prune_gym.cli import main
 from prune_gym.tasks.checkpoints import task_checkpoint_sha256
 
@@ -165,6 +165,14 @@ def test_fidelity_command_measures_each_reward_protocol(tmp_path, capsys):
     assert len(result["options"]) == 2 and len(result["candidates"]) >= 6, "uniform with each criterion and random rates"
     assert all(row["seconds_per_evaluation"] > 0 for row in result["options"])
     assert "reward_samples=200" in capsys.readouterr().out
+    assert result["checkpoint"] == task_checkpoint_sha256("lenet5-digits") and result["test_samples"] > 0
+    scores = dict(zip(result["candidates"], result["recovered_test_scores"]))
+    best = max(scores.values())
+    [row] = render_headroom([result]).splitlines()[2:]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == f"{scores['uniform l1']:.4f}" and cells[2].startswith(f"{best:.4f} (")
+    assert cells[3] == f"{best - scores['uniform l1']:+.4f}" and float(cells[4]) == pytest.approx(
+        np.sqrt(best * (1 - best) / result["test_samples"]), abs=1e-4)
 
 
 def test_checkpoints_export_and_import_with_their_sha256(tmp_path, capsys):

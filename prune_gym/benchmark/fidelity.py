@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from scipy import stats
 
-from prune_gym.benchmark.scoring import RecoveryScorer, mask_digest
+from prune_gym.benchmark.scoring import RecoveryScorer, mask_digest, standard_error
 from prune_gym.benchmark.suites import Entry, Suite, get_suite
 from prune_gym.pruning import RateBudget, UndefinedImportanceError, list_importance_criteria
 from prune_gym.runs import RunFolder
@@ -101,7 +101,8 @@ def measure_fidelity(suite_name: str, entry_name: str, out: str | Path, options:
     pool = candidates(entry, random_count, [Path(folder) for folder in run_folders])
     scorer = RecoveryScorer(entry.task, suite.recovery, out / "cache" / "recovered", device)
     bn = int(entry.env_kwargs.get("bn_recalibration", 0))
-    truth = [scorer.score(keep, bn_recalibration=bn).test_score for _, keep in pool]
+    recovered = [scorer.score(keep, bn_recalibration=bn) for _, keep in pool]
+    truth = [r.test_score for r in recovered]
     rows = []
     for option in option_grid(options or {}):
         protocol = {**entry.env_kwargs, **option}
@@ -113,7 +114,8 @@ def measure_fidelity(suite_name: str, entry_name: str, out: str | Path, options:
                      "proxy": proxy})
     result = {"suite": suite.name, "entry": entry.name, "checkpoint": task_checkpoint_sha256(entry.task),
               "recovery": {"steps": suite.recovery.steps, "seeds": list(suite.recovery.seeds)},
-              "candidates": [origin for origin, _ in pool], "recovered_test_scores": truth, "options": rows}
+              "candidates": [origin for origin, _ in pool], "recovered_test_scores": truth,
+              "test_samples": recovered[0].test_samples, "options": rows}
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / f"fidelity-{entry.slug}.json", json.dumps(result, indent=2))
     return result
@@ -134,4 +136,22 @@ def render_fidelity(results: list[dict[str, Any]]) -> str:
                          f"| {_estimate(row['kendall_tau'])} "
                          f"| {_estimate(row['spearman_rho'])} | {_estimate(row['top_quarter_kendall_tau'])} "
                          f"| {_estimate(row['top_quarter_spearman_rho'])} | {row['seconds_per_evaluation']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_headroom(results: list[dict[str, Any]], baseline_criterion: str = "l1") -> str:
+    """Markdown: per entry, uniform pruning (``baseline_criterion``) and the best candidate after recovery, their
+    difference and the test split's standard error; an entry whose best candidate is within about two standard errors of
+    uniform pruning has no room to separate agents (selection on the same test scores flatters the best candidate)."""
+    lines = ["| entry | uniform " + baseline_criterion + " after recovery | best candidate after recovery | difference | test SE |",
+             "|---|---:|---|---:|---:|"]
+    for result in results:
+        scores = dict(zip(result["candidates"], result["recovered_test_scores"]))
+        uniform = scores.get(f"uniform {baseline_criterion}")
+        origin, best = max(scores.items(), key=lambda item: item[1])
+        error = standard_error(best, result["test_samples"]) if "test_samples" in result else float("nan")
+        parts = origin.split("/")  # a run's episode: <out>/<agent>/<entry>/seed-<n> episode <k>
+        where = f"{parts[-3]} {parts[-1]}" if len(parts) >= 3 else origin
+        uniform_text, difference = ("-", "-") if uniform is None else (f"{uniform:.4f}", f"{best - uniform:+.4f}")
+        lines.append(f"| {result['entry']} | {uniform_text} | {best:.4f} ({where}) | {difference} | {error:.4f} |")
     return "\n".join(lines) + "\n"
