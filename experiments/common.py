@@ -31,10 +31,13 @@ from prune_gym.pruning import PrunableNetwork, recalibrate_batchnorm
 from prune_gym.recovery import latency_ms
 from prune_gym.runs import best_episode
 from prune_gym.storage import write_atomic
+from prune_gym.tasks.checkpoints import task_checkpoint_sha256
 from prune_gym.wrappers import EpisodeRecorder
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STARTED = time.perf_counter()
+CHECKPOINTS: dict[str, str] = {}
+"""SHA-256 of the checkpoint of every task measured so far: every number of a run depends on it (saved with the results)."""
 
 
 def arguments(description: str, seeds: int = 3) -> argparse.Namespace:
@@ -71,6 +74,7 @@ class Measurer:
     def __init__(self, task: str, recovery: Recovery, out: str | Path, device: str = "cpu", bn_recalibration: int = 0) -> None:
         self.task = prune_gym.get_task(task)
         self.scorer = RecoveryScorer(task, recovery, Path(out) / "cache", device)
+        CHECKPOINTS[task] = task_checkpoint_sha256(task)
         self.bn_recalibration = bn_recalibration
         self.splits = self.task.splits(device)
         self.network = PrunableNetwork(self.scorer.model, self.splits.reward_x[:1])
@@ -109,13 +113,18 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> str:
 
 
 def save(name: str, out: str | Path, payload: dict[str, Any], tables: list[str]) -> Path:
-    """Write the results (with machine, date and command) as JSON and the tables as markdown."""
+    """Write the results (with machine, date, command, checkpoints and the load average) as JSON and the tables as markdown.
+
+    The load average (1, 5 and 15 minutes, ``os.getloadavg``) at the end tells whether other jobs shared the cores,
+    which makes wall times and latencies pessimistic (accuracies do not depend on it).
+    """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     command = " ".join([".venv/bin/python", *sys.argv])
     record = {"experiment": name, "command": command, "machine": machine(), "seconds": time.perf_counter() - STARTED,
               "threads": torch.get_num_threads(),
-              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), **payload}
+              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average": os.getloadavg(), "checkpoints": CHECKPOINTS,
+              **payload}
     path = folder / f"{name}.json"
     write_atomic(path, json.dumps(record, indent=2, default=float))
     write_atomic(folder / f"{name}.md", "\n".join(tables) + f"\nCommand: `{command}`; machine: {record['machine']['cpu']}, "

@@ -41,11 +41,15 @@ suite runs every script that way, `tests/test_experiments.py`); `--seeds`,
 `--out` and `--device` are common to all.
 
 This file is written by `.venv/bin/python experiments/report.py` from the
-scripts' docstrings and results. The 2026-11-25 results below were measured
-with one torch thread each while the leaderboard ran on the same two cores:
-accuracies are unaffected, but wall times and the latency/speed-up columns are
-pessimistic and noisy (speed-ups below 1 are contention, not slower networks);
-re-run a script on a quiet machine before quoting its timings.
+scripts' docstrings and results; each section ends with how it was measured.
+The results dated 2026-11-25 were measured with one torch thread each while the
+leaderboard ran on the same two cores: accuracies are unaffected, but wall
+times and the latency/speed-up columns are pessimistic and noisy (speed-ups
+below 1 are contention, not slower networks). Later results record the load
+average when the script ended (near the core count: the script had the machine
+to itself; above it: other jobs shared it) and the SHA-256 of every checkpoint
+they were measured on (a seeded pretrain on another machine is not
+bit-identical).
 """
 
 
@@ -64,7 +68,12 @@ def section(name: str, title: str) -> str:
         lines += [(HERE / "results" / f"{name}.md").read_text().strip(), "",
                   f"Measured with `{record['command']}` (OMP_NUM_THREADS={record.get('omp_num_threads')}, "
                   f"{record.get('threads')} torch threads) on {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, "
-                  f"{machine['date']}" + (f", {record['seconds'] / 60:.0f} minutes" if "seconds" in record else "") + ".", ""]
+                  f"{machine['date']}" + (f", {record['seconds'] / 60:.0f} minutes" if "seconds" in record else "")
+                  + (", load average {:.1f} / {:.1f} / {:.1f} (1 / 5 / 15 minutes) at the end".format(*record["load_average"])
+                     if "load_average" in record else "") + "."
+                  + (" Checkpoints (SHA-256): " + ", ".join(f"`{task}` {digest[:16]}" for task, digest in
+                                                            sorted(record["checkpoints"].items())) + "."
+                     if record.get("checkpoints") else ""), ""]
     else:
         lines += [f"Not measured yet: `.venv/bin/python experiments/{name}.py`.", ""]
     return "\n".join(lines)
