@@ -57,7 +57,7 @@ def main() -> None:
                                      ["RL + cluster minus best uniform norm", "test standard error", "verdict"],
                                      [[f"{100 * (rl - best_norm):+.2f} points", f"{100 * margin:.2f} points", verdict]]))
     payload = {"task": task, "episodes": episodes, "steps": steps, "protocol": protocol, "unpruned": original, "methods": methods}
-    common.save("cisai2022" + ("-quick" if args.quick else ""), args.out, payload, tables)
+    common.save("cisai2022" + ("-quick" if args.quick else ""), args.out, payload, tables, [task])
 
 
 if __name__ == "__main__":

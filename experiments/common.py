@@ -36,8 +36,6 @@ from prune_gym.wrappers import EpisodeRecorder
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STARTED = time.perf_counter()
-CHECKPOINTS: dict[str, str] = {}
-"""SHA-256 of the checkpoint of every task measured so far: every number of a run depends on it (saved with the results)."""
 
 
 def arguments(description: str, seeds: int = 3) -> argparse.Namespace:
@@ -74,7 +72,6 @@ class Measurer:
     def __init__(self, task: str, recovery: Recovery, out: str | Path, device: str = "cpu", bn_recalibration: int = 0) -> None:
         self.task = prune_gym.get_task(task)
         self.scorer = RecoveryScorer(task, recovery, Path(out) / "cache", device)
-        CHECKPOINTS[task] = task_checkpoint_sha256(task)
         self.bn_recalibration = bn_recalibration
         self.splits = self.task.splits(device)
         self.network = PrunableNetwork(self.scorer.model, self.splits.reward_x[:1])
@@ -112,8 +109,9 @@ def print_table(title: str, columns: list[str], rows: list[list[str]]) -> str:
     return text
 
 
-def save(name: str, out: str | Path, payload: dict[str, Any], tables: list[str]) -> Path:
-    """Write the results (with machine, date, command, checkpoints and the load average) as JSON and the tables as markdown.
+def save(name: str, out: str | Path, payload: dict[str, Any], tables: list[str], tasks: list[str]) -> Path:
+    """Write the results (with machine, date, command, the load average and the SHA-256 of the checkpoint of each of
+    ``tasks``, on which every number depends) as JSON and the tables as markdown.
 
     The load average (1, 5 and 15 minutes, ``os.getloadavg``) at the end tells whether other jobs shared the cores,
     which makes wall times and latencies pessimistic (accuracies do not depend on it).
@@ -123,7 +121,8 @@ def save(name: str, out: str | Path, payload: dict[str, Any], tables: list[str])
     command = " ".join([".venv/bin/python", *sys.argv])
     record = {"experiment": name, "command": command, "machine": machine(), "seconds": time.perf_counter() - STARTED,
               "threads": torch.get_num_threads(),
-              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average": os.getloadavg(), "checkpoints": CHECKPOINTS,
+              "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "load_average": os.getloadavg(),
+              "checkpoints": {task: task_checkpoint_sha256(task) for task in sorted(tasks)},
               **payload}
     path = folder / f"{name}.json"
     write_atomic(path, json.dumps(record, indent=2, default=float))

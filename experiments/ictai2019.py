@@ -90,7 +90,7 @@ def main() -> None:
                                  f"mean +- std over {len(args.seeds)} seeds)", ["task", "method", "test accuracy", "wall time (s)"], rows),
               common.print_table("Verdict: one-step recovery matches layer-by-layer accuracy in a fraction of the time",
                                  ["task", "one-step minus layer-by-layer", "time saved", "verdict"], verdicts)]
-    common.save("ictai2019" + ("-quick" if args.quick else ""), args.out, payload, tables)
+    common.save("ictai2019" + ("-quick" if args.quick else ""), args.out, payload, tables, tasks)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ def main() -> None:
                                  f"(mean +- std over {len(args.seeds)} seeds)", ["task", "b", "MACs kept / original", "score drop"], rows),
               common.print_table("Verdict: b alone controls the trade-off (more pruning, larger drop as b grows)",
                                  ["task", "MACs kept as b grows", "verdict"], trends)]
-    common.save("try_and_learn" + ("-quick" if args.quick else ""), args.out, payload, tables)
+    common.save("try_and_learn" + ("-quick" if args.quick else ""), args.out, payload, tables, list(tasks))
 
 
 if __name__ == "__main__":

@@ -59,7 +59,7 @@ def main() -> None:
                                  ["task", "method", "acceleration", "accuracy loss"], rows),
               common.print_table("Verdict: DDPG selection loses less accuracy than criterion-based pruning at the same acceleration",
                                  ["task", "DDPG loss", "best uniform loss", "verdict"], verdicts)]
-    common.save("vcip2019" + ("-quick" if args.quick else ""), args.out, payload, tables)
+    common.save("vcip2019" + ("-quick" if args.quick else ""), args.out, payload, tables, list(QUICK if args.quick else SETTINGS))
 
 
 if __name__ == "__main__":

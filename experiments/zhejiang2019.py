@@ -54,7 +54,7 @@ def main() -> None:
         verdicts.append([task, f"{100 * std_drop:.2f} points", "reproduced" if holds else "not reproduced"])
     tables.append(common.print_table("Verdict: >30% fewer MACs with near-original accuracy by std ranking",
                                      ["task", "std drop", "verdict"], verdicts))
-    common.save("zhejiang2019" + ("-quick" if args.quick else ""), args.out, payload, tables)
+    common.save("zhejiang2019" + ("-quick" if args.quick else ""), args.out, payload, tables, tasks)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from prune_gym.tasks.checkpoints import task_checkpoint_sha256
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["zhejiang2019", "ictai2019", "cisai2022", "vcip2019", "try_and_learn"]
 
@@ -21,6 +23,7 @@ def test_the_quick_reproduction_prints_its_table_and_writes_results_with_the_com
     assert "Verdict" in done.stdout or "verdict" in done.stdout, done.stdout
     record = json.loads((tmp_path / f"{name}-quick.json").read_text())
     assert record["experiment"] == f"{name}-quick" and "--quick" in record["command"] and record["machine"]["cores"] >= 1
+    assert record["checkpoints"] == {"lenet5-digits": task_checkpoint_sha256("lenet5-digits")} and len(record["load_average"]) == 3
     table = (tmp_path / f"{name}-quick.md").read_text()
     assert table.startswith("|") or "\n|" in table
     scores = [value for value in _numbers(record) if isinstance(value, float)]
