@@ -216,7 +216,10 @@ def main() -> None:
                                     run_folders=tuple(runs))
         fidelity.append(publish(Path(args.publish), {**measured, "command": command, "machine": host}, "fidelity", entry.slug))
     if args.update_fidelity:
-        text = Path(args.output).read_text()
+        text = Path(args.output).read_text() if Path(args.output).exists() else ""
+        if FIDELITY_HEADING not in text or "\n## " not in text[text.index(FIDELITY_HEADING) + 1:]:
+            sys.exit(f"error: {args.output} has no '{FIDELITY_HEADING}' section followed by another: render the whole "
+                     "leaderboard first (leave out --update-fidelity)")
         start = text.index(FIDELITY_HEADING)
         end = text.index("\n## ", start + len(FIDELITY_HEADING))
         others = sorted({f"`{f['entry']}` {f['checkpoint'][:16]}" for f in fidelity if f["checkpoint"][:16] not in text[:start]
