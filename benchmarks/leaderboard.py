@@ -16,6 +16,8 @@ so that it re-renders on any machine and a submission runs on the same networks:
 ``leaderboard/checkpoints/<task>.pt`` (installed where the cache has none; a
 different cached checkpoint is refused), ``leaderboard/<suite>/results/<agent>.json``
 (each agent's ``results.json``) and ``leaderboard/<suite>/fidelity/*.json``.
+A regeneration measures the fidelity of an entry only where none is published on
+the same checkpoint (``--update-fidelity`` always measures it).
 ``--render-only`` runs nothing and renders from the run folders in ``--out``
 where they exist, else from the published files; ``--update-fidelity`` measures
 the fidelity of ``--fidelity-entries`` (or reads the published files with
@@ -208,8 +210,14 @@ def main() -> None:
     for entry in suite.entries:
         if args.fidelity_entries is not None and entry.name not in args.fidelity_entries:
             continue
+        found = published(Path(args.publish), suite, "fidelity", entry.slug)
         if args.render_only:
-            fidelity += [found] if (found := published(Path(args.publish), suite, "fidelity", entry.slug)) else []
+            fidelity += [found] if found else []
+            continue
+        if found and not args.update_fidelity and found["checkpoint"] == file_sha256(get_task(entry.task).checkpoint_path()):
+            print(f"{entry.name}: fidelity already published on this checkpoint (delete the file or use "
+                  "--update-fidelity to measure it again)", file=sys.stderr)
+            fidelity.append(found)
             continue
         runs = sorted((out / "ddpg").glob(f"{entry.slug}/seed-*"))
         measured = measure_fidelity(suite.name, entry.name, out / "fidelity", random_count=args.fidelity_random,

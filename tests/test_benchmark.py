@@ -209,6 +209,12 @@ def test_the_leaderboard_script_publishes_what_it_renders_and_pins_its_checkpoin
     fidelity = json.loads((publish / "quick-v0" / "fidelity" / "lenet5-digits_LayerRate-0.5.json").read_text())
     assert fidelity["checkpoint"] == task_checkpoint_sha256("lenet5-digits") and fidelity["command"].startswith(".venv/bin/python")
 
+    fidelity_file = publish / "quick-v0" / "fidelity" / "lenet5-digits_LayerRate-0.5.json"
+    measured_at = fidelity_file.stat().st_mtime_ns
+    rerun = leaderboard("--agents", "uniform-criterion-l1", "--output", str(output))
+    assert rerun.returncode == 0 and "fidelity already published on this checkpoint" in rerun.stderr, rerun.stderr
+    assert fidelity_file.stat().st_mtime_ns == measured_at
+
     import shutil
     shutil.rmtree(tmp_path / "runs")
     again = tmp_path / "again.md"
