@@ -16,6 +16,8 @@ so that it re-renders on any machine and a submission runs on the same networks:
 ``leaderboard/checkpoints/<task>.pt`` (installed where the cache has none; a
 different cached checkpoint is refused), ``leaderboard/<suite>/results/<agent>.json``
 (each agent's ``results.json``) and ``leaderboard/<suite>/fidelity/*.json``.
+All agents and the fidelity study share one recovery cache (``<out>/cache``): each
+entry's references, and a network several agents or seeds found, are recovered once.
 A regeneration measures the fidelity of an entry only where none is published on
 the same checkpoint (``--update-fidelity`` always measures it).
 ``--render-only`` runs nothing and renders from the run folders in ``--out``
@@ -168,7 +170,7 @@ def agent_results(args: argparse.Namespace, suite: Suite, out: Path) -> list[dic
         else:
             try:
                 result = run_benchmark(agent, suite.name, folder, seeds=args.seeds, agent_kwargs=agent_kwargs,
-                                       env_overrides=env_overrides, executor=LocalExecutor(args.workers))
+                                       env_overrides=env_overrides, executor=LocalExecutor(args.workers), cache=out / "cache")
             except ValueError as error:  # the agent fits no entry of the suite
                 print(f"{agent}: {error}", file=sys.stderr)
                 continue
@@ -221,7 +223,7 @@ def main() -> None:
             continue
         runs = sorted((out / "ddpg").glob(f"{entry.slug}/seed-*"))
         measured = measure_fidelity(suite.name, entry.name, out / "fidelity", random_count=args.fidelity_random,
-                                    run_folders=tuple(runs))
+                                    run_folders=tuple(runs), cache=out / "cache")
         fidelity.append(publish(Path(args.publish), {**measured, "command": command, "machine": host}, "fidelity", entry.slug))
     if args.update_fidelity:
         text = Path(args.output).read_text() if Path(args.output).exists() else ""

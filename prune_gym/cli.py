@@ -191,7 +191,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     results = run_benchmark(args.agent, args.suite, storage, seeds=args.seeds,
                             agent_kwargs={**_agent_config(args.agent_config), **parse_key_values(args.agent_arg)},
                             env_overrides=parse_key_values(args.env_arg), executor=_executor(args),
-                            device=args.device, progress=not args.quiet)
+                            device=args.device, progress=not args.quiet, cache=args.cache)
     if storage != Path(args.out).resolve():
         from prune_gym.storage import write_atomic
 
@@ -507,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_executor_options(benchmark)
     benchmark.add_argument("--storage", default=None, metavar="PATH",
                            help="where the run folders are written, a path every Ray worker sees (default: --out)")
+    benchmark.add_argument("--cache", default=None, metavar="DIR",
+                           help="recovered networks and entry references, shareable by benchmarks of one suite "
+                                "(default: STORAGE/cache)")
     benchmark.add_argument("--device", default="cpu")
     benchmark.add_argument("--quiet", action="store_true")
     benchmark.set_defaults(handler=_benchmark)

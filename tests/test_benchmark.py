@@ -51,10 +51,14 @@ def test_benchmark_scores_every_seed_skips_finished_runs_and_renders_a_leaderboa
     assert main(["benchmark", "--agent", "random-search", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 0
     assert (out / "lenet5-digits_LayerRate-0.5" / "seed-0" / "score.json").stat().st_mtime_ns == scored, "a re-run skips scored runs"
 
-    baseline = tmp_path / "uniform"
-    assert main(["benchmark", "--agent", "uniform", "--suite", "test-tiny-v0", "--out", str(baseline), "--quiet"]) == 0
+    baseline, shared = tmp_path / "uniform", out / "cache"
+    recovered = sorted((shared / "recovered").iterdir())
+    assert main(["benchmark", "--agent", "uniform", "--suite", "test-tiny-v0", "--out", str(baseline), "--cache", str(shared),
+                 "--quiet"]) == 0
     uniform = json.loads((baseline / "results.json").read_text())
     assert [r["normalised"] for r in uniform["runs"]] == [0.0, 0.0], "uniform L1 is the normalisation's zero"
+    assert sorted((shared / "recovered").iterdir()) == recovered and not (baseline / "cache").exists(), \
+        "with a shared cache, the references and the uniform mask (both seeds) are recovered once"
     capsys.readouterr()
     assert main(["leaderboard", str(out), str(baseline), "--output", str(tmp_path / "LEADERBOARD.md"), "--plots", str(tmp_path)]) == 0
     table = (tmp_path / "LEADERBOARD.md").read_text()

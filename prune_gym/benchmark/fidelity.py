@@ -93,13 +93,18 @@ def option_grid(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 
 def measure_fidelity(suite_name: str, entry_name: str, out: str | Path, options: dict[str, list[Any]] | None = None,
-                     random_count: int = 24, run_folders: tuple[str | Path, ...] = (), device: str = "cpu") -> dict[str, Any]:
-    """Measure and write ``fidelity-<entry>.json`` in ``out``; returns it."""
+                     random_count: int = 24, run_folders: tuple[str | Path, ...] = (), device: str = "cpu",
+                     cache: str | Path | None = None) -> dict[str, Any]:
+    """Measure and write ``fidelity-<entry>.json`` in ``out``; returns it.
+
+    ``cache`` holds the recovered candidates (default ``out/cache``); a benchmark's cache may be given, so that
+    candidates its agents found (the uniform ones, say) are not recovered again.
+    """
     suite: Suite = get_suite(suite_name)
     entry = suite.entry(entry_name)
     out = Path(out)
     pool = candidates(entry, random_count, [Path(folder) for folder in run_folders])
-    scorer = RecoveryScorer(entry.task, suite.recovery, out / "cache" / "recovered", device)
+    scorer = RecoveryScorer(entry.task, suite.recovery, (Path(cache) if cache else out / "cache") / "recovered", device)
     bn = int(entry.env_kwargs.get("bn_recalibration", 0))
     recovered = [scorer.score(keep, bn_recalibration=bn) for _, keep in pool]
     truth = [r.test_score for r in recovered]

@@ -79,7 +79,7 @@ def agent_env_kwargs(agent: str) -> dict[str, Any]:
     return dict(getattr(load_agent_class(agent), "default_env_kwargs", {}) or {})
 
 
-def plan(suite: Suite, agent: str, agent_kwargs: dict[str, Any], seeds: list[int], out: Path, device: str,
+def plan(suite: Suite, agent: str, agent_kwargs: dict[str, Any], seeds: list[int], out: Path, cache: Path, device: str,
          env_overrides: dict[str, Any] | None = None) -> tuple[list[Job], list[str]]:
     """The jobs of a benchmark, and the entries the agent cannot run on (with the reason).
 
@@ -96,7 +96,7 @@ def plan(suite: Suite, agent: str, agent_kwargs: dict[str, Any], seeds: list[int
             continue
         for seed in seeds:
             jobs.append(Job(suite.name, entry, seed, agent, agent_kwargs, env_id, {**kwargs, "action_type": action_type},
-                            out / entry.slug / f"seed-{seed}", out / "cache", device))
+                            out / entry.slug / f"seed-{seed}", cache, device))
     return jobs, skipped
 
 
@@ -201,11 +201,16 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
 
 def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int] | None = None,
                   agent_kwargs: dict[str, Any] | None = None, env_overrides: dict[str, Any] | None = None,
-                  executor: Executor | None = None, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+                  executor: Executor | None = None, device: str = "cpu", progress: bool = True,
+                  cache: str | Path | None = None) -> dict[str, Any]:
     """Benchmark ``agent`` on every entry and seed of a suite; returns (and writes) ``results.json``.
 
     ``env_overrides`` replace the suite's environment keywords (``criterion`` for a
     uniform baseline with another ranking); they are part of the results' identity.
+    ``cache`` holds the recovered networks and each entry's references (default
+    ``out/cache``); benchmarks may share one, since its keys carry the task's
+    checkpoint, the mask and the recovery, so that the references of an entry
+    and a mask found by several agents or seeds are recovered once.
 
     Raises:
         ValueError: unknown suite or agent, an empty seed list, or hyper-parameters the agent rejects.
@@ -221,7 +226,7 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     agent_kwargs = agent_hyperparameters(agent, given)
     env_overrides = dict(env_overrides or {})
     out = Path(out)
-    jobs, skipped = plan(suite, agent, agent_kwargs, seeds, out, device, env_overrides)
+    jobs, skipped = plan(suite, agent, agent_kwargs, seeds, out, Path(cache) if cache else out / "cache", device, env_overrides)
     if not jobs:
         raise ValueError(f"agent {agent!r} fits no entry of suite {suite.name!r}: " + "; ".join(skipped))
     _check_manifest(out, {"suite": suite.name, "agent": agent, "agent_kwargs": agent_kwargs, "agent_kwargs_given": given,

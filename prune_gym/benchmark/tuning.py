@@ -225,7 +225,8 @@ def tune_agent(agent: str, suite_name: str, space: dict[str, tuple[str, list[Any
     storage = Path(storage).resolve() if storage is not None else out
     from prune_gym.agent_api import agent_hyperparameters
 
-    jobs, skipped = plan(suite, agent, agent_hyperparameters(agent, {}), seeds, storage, device, env_overrides)
+    jobs, skipped = plan(suite, agent, agent_hyperparameters(agent, {}), seeds, storage, storage / "cache", device,
+                         env_overrides)
     if not jobs:
         raise ValueError(f"agent {agent!r} fits no entry of suite {suite.name!r}: " + "; ".join(skipped))
     _preflight(dataclasses.replace(jobs[0], agent_kwargs=agent_hyperparameters(agent, representative(space))))
