@@ -94,6 +94,16 @@ def rl_versus_black_box(results: list[dict[str, Any]]) -> str:
             f"{black_box['aggregates']['iqm']:.3f} [{bb_low:.3f}, {bb_high:.3f}]), at the same number of reward evaluations.")
 
 
+def pending(results: list[dict[str, Any]]) -> str:
+    """A line naming the rows of AGENTS that have no results yet (a partial regeneration), with the command that adds them."""
+    done = {folder_name(result["agent"], result.get("env_overrides", {})) for result in results}
+    missing = [name for name in (folder_name(agent, overrides) for agent, _, overrides in AGENTS) if name not in done]
+    if not missing:
+        return ""
+    return (f"**Not yet measured on these checkpoints:** {', '.join(f'`{name}`' for name in missing)}. Add them with "
+            f"`.venv/bin/python benchmarks/leaderboard.py --agents {' '.join(missing)} --out DIR` (then `--render-only`).")
+
+
 def folder_name(agent: str, env_overrides: dict[str, Any]) -> str:
     return "-".join([agent.replace(":", "-"), *(f"{k}-{v}" for k, v in sorted(env_overrides.items()))])
 
@@ -254,6 +264,7 @@ def main() -> None:
         "confidence intervals (rliable), over the entries each agent fits (`entries`: agents that act only in LayerRate-v0 "
         "skip the FilterSelect-v0 entry; the per-entry table compares like with like).", "",
         render(results), "",
+        pending(results), "",
         rl_versus_black_box(results), "",
         "## Per entry", "",
         "Test score after recovery (the task's metric): mean +- standard deviation over seeds, with the test split's "
