@@ -174,8 +174,12 @@ def agent_results(args: argparse.Namespace, suite: Suite, out: Path) -> list[dic
             continue
         if args.render_only:
             result = collect(folder)
+            if not result["runs"] and not result["failed"]:  # started, nothing scored yet: still to run
+                results += [found] if (found := published(Path(args.publish), suite, "results", name)) else []
+                continue
             result["machine"] = machine()
-            result["checkpoints"] = {task: file_sha256(get_task(task).checkpoint_path()) for task in {e.task for e in suite.entries}}
+            tasks = sorted({e.task for e in suite.entries})
+            result["checkpoints"] = {task: file_sha256(get_task(task).checkpoint_path()) for task in tasks}
             write_atomic(folder / RESULTS, json.dumps(result, indent=2))
         else:
             try:

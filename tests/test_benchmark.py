@@ -147,6 +147,10 @@ def test_aggregates_match_a_hand_computed_iqm_and_probability_of_improvement():
     assert result["iqm"] == pytest.approx(stats.trim_mean(scores.ravel(), 0.25))
     assert result["mean"] == pytest.approx(scores.mean())
     assert result["iqm_ci"][0] <= result["iqm"] <= result["iqm_ci"][1]
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    assert aggregates(runs) == result, "the bootstrap intervals are reproducible whatever numpy's global generator holds"
+    assert np.array_equal(np.random.get_state()[1], before), "and the global generator is left as it was"
     worse = [{**run, "normalised": run["normalised"] - 1.0} for run in runs]
     assert probability_of_improvement(runs, worse)["probability"] == pytest.approx(1.0)
     assert probability_of_improvement(runs, runs)["probability"] == pytest.approx(0.5)

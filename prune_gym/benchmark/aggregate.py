@@ -27,12 +27,22 @@ BOOTSTRAP_REPS = 2000
 
 
 def _interval(scores: dict[str, Any], function: Any, seed: int = 0) -> tuple[dict[str, Any], dict[str, Any]]:
-    """rliable's stratified-bootstrap point estimates and 95% intervals, seeded (reproducible to the digit)."""
+    """rliable's stratified-bootstrap point estimates and 95% intervals, seeded (reproducible to the digit).
+
+    rliable's ``StratifiedBootstrap.update_indices`` draws from numpy's global generator and ignores ``random_state``
+    (rliable 1.2), so the global generator is seeded here too, and restored after.
+    """
     from rliable import library
 
-    with warnings.catch_warnings():  # arch, under rliable, deprecates the RandomState that rliable hands it
-        warnings.simplefilter("ignore", FutureWarning)
-        return library.get_interval_estimates(scores, function, reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(seed))
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():  # arch, under rliable, deprecates the RandomState that rliable hands it
+            warnings.simplefilter("ignore", FutureWarning)
+            return library.get_interval_estimates(scores, function, reps=BOOTSTRAP_REPS,
+                                                  random_state=np.random.RandomState(seed))
+    finally:
+        np.random.set_state(state)
 
 
 def score_matrix(runs: list[dict[str, Any]], key: str = "normalised") -> tuple[np.ndarray, list[str], list[int]]:
