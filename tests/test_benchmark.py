@@ -214,10 +214,10 @@ def test_the_leaderboard_script_publishes_what_it_renders_and_pins_its_checkpoin
     assert (publish / "checkpoints" / "lenet5-digits.pt").read_bytes() == prune_gym.get_task("lenet5-digits").checkpoint_path().read_bytes()
     published = json.loads((publish / "quick-v0" / "results" / "uniform-criterion-l1.json").read_text())
     assert published == json.loads((tmp_path / "runs" / "uniform-criterion-l1" / "results.json").read_text())
-    fidelity = json.loads((publish / "quick-v0" / "fidelity" / "lenet5-digits_LayerRate-0.5.json").read_text())
+    fidelity_file = publish / "quick-v0" / "fidelity" / "lenet5-digits_LayerRate-0.5.json"
+    fidelity = json.loads(fidelity_file.read_text())
     assert fidelity["checkpoint"] == task_checkpoint_sha256("lenet5-digits") and fidelity["command"].startswith(".venv/bin/python")
 
-    fidelity_file = publish / "quick-v0" / "fidelity" / "lenet5-digits_LayerRate-0.5.json"
     measured_at = fidelity_file.stat().st_mtime_ns
     rerun = leaderboard("--agents", "uniform-criterion-l1", "--output", str(output))
     assert rerun.returncode == 0 and "fidelity already published on this checkpoint" in rerun.stderr, rerun.stderr
