@@ -273,7 +273,7 @@ def main() -> None:
         "## Per entry", "",
         "Test score after recovery (the task's metric): mean +- standard deviation over seeds, with the test split's "
         "standard error. An entry *separates* agents when the best agent and uniform pruning differ by more than seed "
-        "spread plus standard error.", "",
+        "spread plus standard error, either way (\"uniform ahead\": no agent reaches the best uniform row).", "",
         render_entries(results), "",
         "![interval estimates](leaderboard/interval_estimates.png)", "",
         "![sample efficiency](leaderboard/sample_efficiency.png)", "",

@@ -87,7 +87,7 @@ def render(results: list[dict[str, Any]]) -> str:
 def render_entries(results: list[dict[str, Any]]) -> str:
     """Markdown: per entry, each agent's test score after recovery (mean +- std over seeds, test standard error), and
     whether the entry separates agents: the best agent and the best uniform row differ by more than the larger seed
-    standard deviation plus the larger test standard error."""
+    standard deviation plus the larger test standard error ("yes, uniform ahead" where uniform pruning is the better)."""
     entries = sorted({run["entry"] for result in results for run in result["runs"]})
     names = [display_name(result) for result in results]
     lines = ["| entry | " + " | ".join(names) + " | best minus uniform | seed std + test SE | separates |",
@@ -108,7 +108,8 @@ def render_entries(results: list[dict[str, Any]]) -> str:
             best = max((value for value in stats.values() if not value[3]), key=lambda value: value[0])
             noise = max(best[1], best_uniform[1]) + max(best[2], best_uniform[2])
             gap = best[0] - best_uniform[0]
-            cells += [f"{gap:+.4f}", f"{noise:.4f}", "yes" if abs(gap) > noise else "no"]
+            verdict = "no" if abs(gap) <= noise else "yes" if gap > 0 else "yes, uniform ahead"
+            cells += [f"{gap:+.4f}", f"{noise:.4f}", verdict]
         else:
             cells += ["-", "-", "-"]
         lines.append(f"| {entry} | " + " | ".join(cells) + " |")
