@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -26,10 +25,10 @@ import prune_gym
 from prune_gym.agent_api import make_agent
 from prune_gym.benchmark import Recovery
 from prune_gym.benchmark.runner import machine
-from prune_gym.benchmark.scoring import RecoveryScorer
+from prune_gym.benchmark.scoring import RecoveryCache, RecoveryScorer
 from prune_gym.pruning import PrunableNetwork, recalibrate_batchnorm
 from prune_gym.recovery import latency_ms
-from prune_gym.runs import best_episode
+from prune_gym.runs import RunSpec, best_episode
 from prune_gym.storage import write_atomic
 from prune_gym.tasks.checkpoints import task_checkpoint_sha256
 from prune_gym.wrappers import EpisodeRecorder
@@ -50,17 +49,22 @@ def arguments(description: str, seeds: int = 3) -> argparse.Namespace:
 
 def uniform_keep(task: str, macs_budget: float, criterion: str = "l1", device: str = "cpu") -> list[np.ndarray]:
     """The uniform-rate keep-mask at ``macs_budget`` with filters ranked by ``criterion``."""
-    env = gym.make("LayerRate-v0", task=task, macs_budget=macs_budget, criterion=criterion, reward_samples=1, device=device).unwrapped
+    spec = RunSpec(task=task, env="LayerRate-v0", env_kwargs={"macs_budget": macs_budget, "criterion": criterion, "reward_samples": 1,
+                                                              "device": device})
+    env = spec.make_env().unwrapped
     budget = env.rate_budget()
     return budget.keep_masks(budget.kept_counts(budget.uniform_rates()))
 
 
 def search(agent: str, env_id: str, task: str, seed: int, episodes: int, agent_kwargs: dict[str, Any] | None = None,
            device: str = "cpu", **env_kwargs: Any) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Run ``agent`` for ``episodes`` episodes; the best budget-meeting keep-mask and the search's numbers."""
-    env = EpisodeRecorder(gym.make(env_id, task=task, device=device, **env_kwargs))
+    """Run ``agent`` for ``episodes`` episodes (in memory, no run folder); the best budget-meeting keep-mask and the
+    search's numbers."""
+    spec = RunSpec(task=task, env=env_id, env_kwargs={**env_kwargs, "device": device}, agent=agent, agent_kwargs=agent_kwargs or {},
+                   episodes=episodes, seed=seed)
+    env = EpisodeRecorder(spec.make_env())
     started = time.perf_counter()
-    make_agent(agent, env, seed=seed, **(agent_kwargs or {})).learn(episodes)
+    make_agent(spec.agent, env, seed=spec.seed, **spec.agent_kwargs).learn(spec.episodes)
     best = best_episode(env.episodes)
     assert best is not None and best.budget_met, f"{agent} met the budget in none of its {len(env.episodes)} episodes"
     return list(best.keep_mask), {"seconds": time.perf_counter() - started, "proxy_score": best.score, "episodes": len(env.episodes)}
@@ -71,7 +75,7 @@ class Measurer:
 
     def __init__(self, task: str, recovery: Recovery, out: str | Path, device: str = "cpu", bn_recalibration: int = 0) -> None:
         self.task = prune_gym.get_task(task)
-        self.scorer = RecoveryScorer(task, recovery, Path(out) / "cache", device)
+        self.scorer = RecoveryScorer(task, recovery, RecoveryCache(Path(out) / "cache"), device)
         self.bn_recalibration = bn_recalibration
         self.splits = self.task.splits(device)
         self.network = PrunableNetwork(self.scorer.model, self.splits.reward_x[:1])

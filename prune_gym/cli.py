@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from prune_gym.errors import PruneGymError
 from prune_gym.registry import first_line
-from prune_gym.runs import WANDB_MODES, SearchConfig
+from prune_gym.runs import WANDB_MODES, RunSpec
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-DEFAULTS = {field.name: field.default for field in dataclasses.fields(SearchConfig) if field.default is not dataclasses.MISSING}
+DEFAULTS = {field.name: field.default for field in dataclasses.fields(RunSpec) if field.default is not dataclasses.MISSING}
+ENV_OPTIONS = ("reward", "macs_budget", "reward_samples", "device")  # search options that are environment keywords
+RESUME_OPTIONS = ("episodes", "max_evaluations", "device")  # what --resume may change
+MAX_SEEDS = 1000
 
 
 def _pretrain(args: argparse.Namespace) -> int:
@@ -53,40 +56,66 @@ def parse_key_values(pairs: list[str]) -> dict[str, Any]:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from prune_gym.search import INTERRUPTED_EXIT_CODE, run_search
+    from prune_gym.search import INTERRUPTED_EXIT_CODE, resume_search, run_search
 
     if args.seeds is not None:
         return _search_seeds(args)
     if args.ray is not None or args.workers is not None:
         raise ValueError("--ray and --workers run several seeds: add --seeds (e.g. --seeds 0-4)")
     if args.resume:
-        summary = run_search(SearchConfig(), run_dir=args.resume, resume=True, progress=not args.quiet)
+        given = _given_options(args)
+        refused = sorted(set(given) - {*RESUME_OPTIONS, "resume", "quiet"})
+        if refused:
+            flags = ", ".join("--" + name.replace("_", "-") for name in refused)
+            raise ValueError(f"--resume continues {args.resume} as it was specified: {flags} "
+                             "cannot change (only --episodes, --max-evaluations and --device can); start a new --run-dir instead")
+        summary = resume_search(args.resume, progress=not args.quiet, **{name: given[name] for name in RESUME_OPTIONS if name in given})
     else:
-        summary = run_search(_search_config(args), run_dir=args.run_dir, progress=not args.quiet)
+        summary = run_search(search_spec(args), run_dir=args.run_dir, progress=not args.quiet)
     _print_summary(summary)
     return INTERRUPTED_EXIT_CODE if summary["interrupted"] else 0
 
 
-def _search_config(args: argparse.Namespace) -> SearchConfig:
-    return SearchConfig(task=args.task, env=args.env, agent=args.agent, reward=args.reward, macs_budget=args.macs_budget,
-                        episodes=args.episodes, max_evaluations=args.max_evaluations, seed=args.seed,
-                        reward_samples=args.reward_samples, device=args.device, wandb=args.wandb, wandb_project=args.wandb_project,
-                        wandb_entity=args.wandb_entity, wandb_group=args.wandb_group, wandb_tags=args.wandb_tags,
-                        checkpoint_every=args.checkpoint_every,
-                        env_kwargs=parse_key_values(args.env_arg), agent_kwargs=parse_key_values(args.agent_arg))
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of ``search`` the user gave (their defaults are None or empty)."""
+    return {name: value for name, value in vars(args).items() if value not in (None, [], False) and name not in ("command", "handler")}
+
+
+def search_spec(args: argparse.Namespace) -> RunSpec:
+    """The run specification of ``prune-gym search``: named options, then ``--env-arg`` / ``--agent-arg`` keywords.
+
+    Raises:
+        ValueError: an environment keyword given both as an option and as ``--env-arg``.
+    """
+    env_kwargs = parse_key_values(args.env_arg)
+    named = {name: getattr(args, name) for name in ENV_OPTIONS if getattr(args, name) is not None}
+    twice = sorted(set(named) & set(env_kwargs))
+    if twice:
+        raise ValueError(f"{', '.join(twice)} given both as --{twice[0].replace('_', '-')} and as --env-arg: give it once")
+    fields = {name: getattr(args, name) for name in ("task", "env", "agent", "episodes", "seed", "checkpoint_every", "wandb",
+                                                     "wandb_project") if getattr(args, name) is not None}
+    return RunSpec(**fields, env_kwargs={**named, **env_kwargs}, agent_kwargs=parse_key_values(args.agent_arg),
+                   max_evaluations=args.max_evaluations, wandb_entity=args.wandb_entity, wandb_group=args.wandb_group,
+                   wandb_tags=tuple(args.wandb_tags))
 
 
 def parse_seeds(tokens: list[str]) -> list[int]:
     """``["0-4", "7"]`` to ``[0, 1, 2, 3, 4, 7]``: seeds and inclusive ranges, each seed once."""
-    seeds: list[int] = []
+    seeds: dict[int, None] = {}
     for token in tokens:
         first, dash, last = token.partition("-")
         if not first.isdigit() or (dash and not last.isdigit()) or (dash and int(last) < int(first)):
             raise ValueError(f"--seeds {token!r}: expected seeds >= 0 or ranges FIRST-LAST, e.g. --seeds 0-4 or --seeds 0 3 7")
-        seeds += [seed for seed in range(int(first), int(last if dash else first) + 1) if seed not in seeds]
+        if int(last if dash else first) - int(first) + len(seeds) >= MAX_SEEDS:
+            raise ValueError(f"--seeds {' '.join(tokens)}: more than {MAX_SEEDS} seeds; give fewer")
+        seeds.update(dict.fromkeys(range(int(first), int(last if dash else first) + 1)))
     if not seeds:
         raise ValueError("--seeds is empty: give seeds or ranges, e.g. --seeds 0-4")
-    return seeds
+    return list(seeds)
+
+
+def _optional_seeds(tokens: list[str] | None) -> list[int] | None:
+    return None if tokens is None else parse_seeds(tokens)
 
 
 def _executor(args: argparse.Namespace) -> Any:
@@ -113,28 +142,27 @@ def _search_seeds(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from prune_gym.benchmark.executors import SearchJob, run_search_job
-    from prune_gym.search import resolve_config
+    from prune_gym.search import resolve_spec
     from prune_gym.tasks import get_task
 
     if args.resume:
         raise ValueError("--resume continues one run folder: run the same --seeds command again to continue a multi-seed search")
     if args.run_dir is None:
         raise ValueError("--seeds needs --run-dir: the folder that holds one run folder per seed (RUN/seed-N)")
-    config = resolve_config(_search_config(args))  # one-line errors before any worker starts
-    get_task(config.task).load_model(progress=not args.quiet)  # pretrains a small task once, not in every worker
+    spec = resolve_spec(search_spec(args))  # one-line errors before any worker starts
+    get_task(spec.task).load_model(progress=not args.quiet)  # pretrains a small task once, not in every worker
     run_dir = Path(args.run_dir).resolve()
-    jobs = [SearchJob(dataclasses.replace(config, seed=seed), run_dir / f"seed-{seed}", config.device or "cpu")
-            for seed in parse_seeds(args.seeds)]
-    table = Table(title=f"{config.agent} on {config.env}, {config.task}: {len(jobs)} seeds")
+    jobs = [SearchJob(spec.replace(seed=seed), run_dir / f"seed-{seed}") for seed in parse_seeds(args.seeds)]
+    table = Table(title=f"{spec.agent} on {spec.env}, {spec.task}: {len(jobs)} seeds")
     for column in ("seed", "best reward-split score", "MACs kept", "budget", "episodes", "run folder"):
         table.add_column(column, justify="left" if column == "run folder" else "right")
     failed = []
     for job, result in _executor(args).run(run_search_job, jobs):
         best = result.get("best")
         if result["status"] != "ok":
-            failed.append(f"seed {job.config.seed}: {result['error']}")
+            failed.append(f"seed {job.spec.seed}: {result['error']}")
         elif best is not None:
-            table.add_row(str(job.config.seed), f"{best['score']:.4f}", f"{best['macs_ratio']:.3f}",
+            table.add_row(str(job.spec.seed), f"{best['score']:.4f}", f"{best['macs_ratio']:.3f}",
                           "met" if best["budget_met"] else "NOT met", str(result["episodes_done"]), result["run_dir"])
     Console().print(table)
     for failure in failed:
@@ -188,7 +216,7 @@ def _benchmark(args: argparse.Namespace) -> int:
     from prune_gym.benchmark.runner import RESULTS, run_benchmark
 
     storage = Path(args.storage or args.out).resolve()
-    results = run_benchmark(args.agent, args.suite, storage, seeds=args.seeds,
+    results = run_benchmark(args.agent, args.suite, storage, seeds=_optional_seeds(args.seeds),
                             agent_kwargs={**_agent_config(args.agent_config), **parse_key_values(args.agent_arg)},
                             env_overrides=parse_key_values(args.env_arg), executor=_executor(args),
                             device=args.device, progress=not args.quiet, cache=args.cache)
@@ -210,7 +238,8 @@ def _benchmark(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from prune_gym.benchmark.tuning import BEST_CONFIG, METRIC, load_space, tune_agent
 
-    report = tune_agent(args.agent, args.suite, load_space(args.space), args.trials, args.out, tuning_seeds=args.tuning_seeds,
+    report = tune_agent(args.agent, args.suite, load_space(args.space), args.trials, args.out,
+                        tuning_seeds=_optional_seeds(args.tuning_seeds),
                         metric=args.metric, address=args.ray or "local", max_in_flight=args.workers,
                         cpus_per_run=1 if args.cpus_per_run is None else args.cpus_per_run,
                         gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run, storage=args.storage,
@@ -499,7 +528,8 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--agent", required=True, help="agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO")
     benchmark.add_argument("--suite", required=True, help="suite name (`prune-gym list suites`)")
     benchmark.add_argument("--out", required=True, help="results folder (one per suite, agent and hyper-parameters)")
-    benchmark.add_argument("--seeds", type=int, nargs="*", default=None, help="seeds (default: the suite's)")
+    benchmark.add_argument("--seeds", nargs="+", default=None, metavar="SEEDS",
+                           help="seeds or ranges, e.g. 0-4 or 0 3 7 (default: the suite's)")
     benchmark.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="agent hyper-parameter")
     benchmark.add_argument("--agent-config", default=None, metavar="FILE", help="JSON file of agent hyper-parameters")
     benchmark.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
@@ -521,8 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--trials", type=int, required=True, help="configurations to try (the same for every agent compared)")
     tune.add_argument("--space", required=True, metavar="YAML",
                       help="search space: NAME: {uniform|loguniform|randint: [LOW, HIGH]} or NAME: {choice: [V1, V2, ...]}")
-    tune.add_argument("--tuning-seeds", type=int, nargs="+", default=None, metavar="SEED",
-                      help="seeds of the tuning searches, disjoint from the suite's (default: 100 101)")
+    tune.add_argument("--tuning-seeds", nargs="+", default=None, metavar="SEEDS",
+                      help="seeds or ranges of the tuning searches, disjoint from the suite's (default: 100-101)")
     tune.add_argument("--metric", choices=["normalised", "proxy"], default="normalised",
                       help="best-so-far reward-split score, normalised per entry (default) or raw")
     tune.add_argument("--grace-period", type=int, default=None, metavar="EPISODES",
@@ -556,30 +586,30 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.set_defaults(handler=_leaderboard)
 
     search = commands.add_parser("search", help="search a pruned network with an agent; writes a run folder")
-    search.add_argument("--task", default=DEFAULTS["task"], help="task name (`prune-gym list tasks`)")
-    search.add_argument("--env", default=DEFAULTS["env"], help="environment id (`prune-gym list environments`)")
-    search.add_argument("--agent", default=DEFAULTS["agent"], help="agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO")
-    search.add_argument("--reward", default=DEFAULTS["reward"],
-                        help="reward name (`prune-gym list rewards`) or package.module:function (default: the environment's)")
-    search.add_argument("--macs-budget", type=float, default=DEFAULTS["macs_budget"],
-                        help="fraction of the original MACs to keep (default: the environment's, 0.5)")
-    search.add_argument("--episodes", type=int, default=DEFAULTS["episodes"])
-    search.add_argument("--max-evaluations", type=int, default=None, metavar="N",
+    search.add_argument("--task", help=f"task name (`prune-gym list tasks`; default {DEFAULTS['task']})")
+    search.add_argument("--env", help=f"environment id (`prune-gym list environments`; default {DEFAULTS['env']})")
+    search.add_argument("--agent", help=f"agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO (default {DEFAULTS['agent']})")
+    search.add_argument("--reward", help="reward name (`prune-gym list rewards`) or package.module:function (default: the environment's); "
+                                         "its keyword arguments: --env-arg 'reward_kwargs={\"name\": value}'")
+    search.add_argument("--macs-budget", type=float, help="fraction of the original MACs to keep (default: the environment's, 0.5)")
+    search.add_argument("--episodes", type=int, help=f"episodes to run (default {DEFAULTS['episodes']}); with --resume, "
+                                                     "more extends a finished run")
+    search.add_argument("--max-evaluations", type=int, metavar="N",
                         help="also stop once N reward evaluations are spent, within an episode too (as the benchmark does)")
-    search.add_argument("--seed", type=int, default=DEFAULTS["seed"])
-    search.add_argument("--reward-samples", type=int, default=DEFAULTS["reward_samples"],
-                        help="reward-split images to score on (default: the environment's)")
-    search.add_argument("--device", default=DEFAULTS["device"], help="torch device (default: the environment's, cpu)")
-    search.add_argument("--wandb", default=DEFAULTS["wandb"], choices=WANDB_MODES,
+    search.add_argument("--seed", type=int, help=f"seed of the agent and the environment (default {DEFAULTS['seed']})")
+    search.add_argument("--reward-samples", type=int, help="reward-split images to score on (default: the environment's)")
+    search.add_argument("--device", help="torch device (default: the environment's, cpu)")
+    search.add_argument("--wandb", choices=WANDB_MODES,
                         help="wandb mode (default: disabled; offline writes a run to sync later with `wandb sync`)")
-    search.add_argument("--wandb-project", default=DEFAULTS["wandb_project"], help="wandb project (default: %(default)s)")
-    search.add_argument("--wandb-entity", default=DEFAULTS["wandb_entity"], help="wandb entity (team or user)")
-    search.add_argument("--wandb-group", default=DEFAULTS["wandb_group"], help="wandb group (default: task, env, budget, reward)")
+    search.add_argument("--wandb-project", help=f"wandb project (default: {DEFAULTS['wandb_project']})")
+    search.add_argument("--wandb-entity", help="wandb entity (team or user)")
+    search.add_argument("--wandb-group", help="wandb group (default: task, env, budget, reward)")
     search.add_argument("--wandb-tags", nargs="*", default=[], metavar="TAG", help="extra wandb tags (agent and seed are added)")
-    search.add_argument("--checkpoint-every", type=int, default=DEFAULTS["checkpoint_every"], metavar="EPISODES",
-                        help="save the agent every this many episodes (default: %(default)s)")
+    search.add_argument("--checkpoint-every", type=int, metavar="EPISODES",
+                        help=f"save the agent every this many episodes (default: {DEFAULTS['checkpoint_every']})")
     search.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<env>-<agent>-s<seed>-<time>)")
-    search.add_argument("--resume", metavar="RUN", default=None, help="continue an interrupted run folder")
+    search.add_argument("--resume", metavar="RUN", default=None,
+                        help="continue a run folder as it was specified (with --episodes N: extend it to N episodes)")
     search.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="extra environment keyword")
     search.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="extra agent keyword")
     search.add_argument("--quiet", action="store_true", help="no progress bar")

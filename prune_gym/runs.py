@@ -3,7 +3,7 @@
 A run folder holds:
 
 =====================  ==========================================================
-``config.json``        the fully resolved :class:`SearchConfig` (written first, atomically)
+``config.json``        the fully resolved :class:`RunSpec` (written first, atomically)
 ``episodes.csv``       one :class:`EpisodeRecord` per finished episode, append-only,
                        each line with a CRC-32 (a torn last line is dropped on resume)
 ``best_mask.npz``      keep-mask of the best episode: the highest return among
@@ -41,27 +41,26 @@ WandbMode = Literal["online", "offline", "disabled"]
 WANDB_MODES: tuple[WandbMode, ...] = ("online", "offline", "disabled")
 
 
-@dataclass
-class SearchConfig:
-    """Everything that defines a search (saved as the run's ``config.json``).
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run, flat and frozen (saved as the run's ``config.json``).
 
-    ``reward``, ``macs_budget``, ``reward_samples`` and ``device`` are keyword
-    arguments of the environment, like everything in ``env_kwargs``; ``None``
-    means the environment's default, and :func:`prune_gym.search.resolve_config`
-    writes the value actually used.
+    Every run is described by one: the CLI, ``run_search``, the benchmark, tuning
+    and the experiments build it, and nothing else carries a run's settings.
+    Change one with :meth:`replace` or :meth:`with_env`.
 
     Attributes:
         task, env, agent: registered names (``prune-gym list tasks|environments|agents``).
-        reward: reward name or ``module:function``.
-        macs_budget: fraction of the original MACs the pruned network may keep.
+        env_kwargs: every keyword argument of the environment but ``task`` in one mapping: ``macs_budget`` (fraction of
+            the original MACs the pruned network may keep), ``reward`` (a name or ``module:function``), ``reward_samples``,
+            ``device``, ... Missing ones take the environment's defaults; :func:`prune_gym.search.resolve_spec` writes
+            the values actually used.
+        agent_kwargs: the agent's hyper-parameters (its defaults are added when the run starts).
         episodes: episodes to run (= reward-split evaluations at most, for an agent rewarded once per episode).
         max_evaluations: stop before the reward-split evaluation past this many, even within an episode (an agent with
             a dense reward evaluates several times per episode); ``None``: only ``episodes`` bounds the search. The
-            benchmark sets it to the entry's budget, so every agent gets the same number of evaluations.
+            benchmark and tuning set it to the entry's budget, so every agent gets the same number of evaluations.
         seed: seeds the agent and the environment.
-        reward_samples: reward-split images scored per evaluation.
-        device: torch device.
-        env_kwargs, agent_kwargs: further keyword arguments of the environment and the agent.
         checkpoint_every: save the agent every this many episodes (and at the end).
         wandb: ``online``, ``offline`` (a run in the folder to ``wandb sync`` later) or ``disabled``.
         wandb_project, wandb_entity, wandb_group, wandb_tags: where the wandb run goes
@@ -70,62 +69,119 @@ class SearchConfig:
 
     task: str = "lenet5-digits"
     env: str = "LayerRate-v0"
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
     agent: str = "ddpg"
-    reward: str | None = None
-    macs_budget: float | None = None
+    agent_kwargs: dict[str, Any] = field(default_factory=dict)
     episodes: int = 400
     max_evaluations: int | None = None
     seed: int = 0
-    reward_samples: int | None = None
-    device: str | None = None
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    agent_kwargs: dict[str, Any] = field(default_factory=dict)
     checkpoint_every: int = 10
     wandb: WandbMode = "disabled"
     wandb_project: str = "prune_gym"
     wandb_entity: str | None = None
     wandb_group: str | None = None
-    wandb_tags: list[str] = field(default_factory=list)
+    wandb_tags: tuple[str, ...] = ()
 
-    ENV_FIELDS = ("reward", "macs_budget", "reward_samples", "device")
+    RESUMABLE_CHANGES = ("episodes", "max_evaluations")  # a run folder's spec may grow these when it is resumed
+    MACHINE_FIELDS = ("device",)  # env keywords that say where a run computes, not what it is
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "env_kwargs", dict(self.env_kwargs))
+        object.__setattr__(self, "agent_kwargs", dict(self.agent_kwargs))
+        if isinstance(self.wandb_tags, list):
+            object.__setattr__(self, "wandb_tags", tuple(self.wandb_tags))
+
+    __hash__ = None  # type: ignore[assignment]  # its mappings are not hashable
+
+    @property
+    def macs_budget(self) -> float | None:
+        """The fraction of the original MACs the pruned network may keep (``None``: the environment's default)."""
+        return self.env_kwargs.get("macs_budget")
+
+    @property
+    def reward(self) -> str | None:
+        """The reward's name (``None``: the environment's default)."""
+        return self.env_kwargs.get("reward")
+
+    @property
+    def device(self) -> str | None:
+        """The torch device the environment computes on (``None``: the environment's default)."""
+        return self.env_kwargs.get("device")
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """A copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def with_env(self, **kwargs: Any) -> RunSpec:
+        """A copy whose environment keyword arguments are updated with ``kwargs``."""
+        return dataclasses.replace(self, env_kwargs={**self.env_kwargs, **kwargs})
 
     def env_arguments(self) -> dict[str, Any]:
-        """The environment's keyword arguments: ``task``, the env fields that are set, then ``env_kwargs``."""
-        given = {name: getattr(self, name) for name in self.ENV_FIELDS if getattr(self, name) is not None}
-        return {"task": self.task, **given, **self.env_kwargs}
+        """The environment's keyword arguments, ``task`` included: what ``gymnasium.make(spec.env, **...)`` takes."""
+        return {"task": self.task, **self.env_kwargs}
+
+    def make_env(self) -> Any:
+        """The run's environment, ``gymnasium.make(env, task=task, **env_kwargs)``."""
+        import gymnasium as gym
+
+        return gym.make(self.env, **self.env_arguments())
+
+    def to_json(self) -> str:
+        """The spec as ``config.json`` text."""
+        return json.dumps({**asdict(self), "wandb_tags": list(self.wandb_tags)}, indent=2)
+
+    def differences(self, other: RunSpec, allowed: tuple[str, ...] = ()) -> list[str]:
+        """Names of the fields (``env_kwargs.NAME`` for environment keywords) where ``other`` differs, but ``allowed`` ones
+        and the machine's (``device``)."""
+        names = [f.name for f in dataclasses.fields(self) if f.name not in ("env_kwargs", *allowed)]
+        differ = [name for name in names if getattr(self, name) != getattr(other, name)]
+        keys = sorted((set(self.env_kwargs) | set(other.env_kwargs)) - set(self.MACHINE_FIELDS))
+        return differ + [f"env_kwargs.{key}" for key in keys if self.env_kwargs.get(key) != other.env_kwargs.get(key)]
 
     @classmethod
-    def from_json(cls, path: Path) -> SearchConfig:
-        """Read a ``config.json``, with a one-line error for anything wrong in it."""
+    def from_json(cls, path: Path) -> RunSpec:
+        """Read a ``config.json``, with a one-line error for anything wrong in it.
+
+        A config written before the environment's keywords were one mapping (``reward``, ``macs_budget``,
+        ``reward_samples`` and ``device`` as fields of their own) is read into ``env_kwargs``.
+        """
         try:
             data = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             raise RunError(f"{path} is not a readable JSON config ({error}); restore it or start a new run") from None
         if not isinstance(data, dict):
-            raise RunError(f"{path} holds a {type(data).__name__}, not a search configuration")
+            raise RunError(f"{path} holds a {type(data).__name__}, not a run specification")
+        legacy = {name: data.pop(name) for name in ("reward", "macs_budget", "reward_samples", "device") if name in data}
+        if legacy and isinstance(data.get("env_kwargs", {}), dict):
+            data["env_kwargs"] = {**{k: v for k, v in legacy.items() if v is not None}, **data.get("env_kwargs", {})}
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise RunError(f"{path} has unknown fields {unknown}: written by another version of prune_gym?")
-        config = cls(**data)
-        problems = config.type_errors()
+        problems = type_errors(data)
         if problems:
             raise RunError(f"{path}: {problems[0]}")
-        return config
+        return cls(**data)
 
-    def type_errors(self) -> list[str]:
-        """Fields whose values have the wrong type (what a hand-edited config.json gets wrong)."""
-        expected: dict[str, tuple[type, ...]] = {
-            "task": (str,), "env": (str,), "agent": (str,), "episodes": (int,), "max_evaluations": (int, type(None)), "seed": (int,),
-            "checkpoint_every": (int,), "env_kwargs": (dict,), "agent_kwargs": (dict,), "wandb": (str,), "wandb_project": (str,),
-            "wandb_tags": (list,),
-        }
-        problems = []
-        for name, types in expected.items():
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, types):
-                problems.append(f"field {name!r} is {value!r}, expected {' or '.join(t.__name__ for t in types)}")
-        return problems
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "task": (str,), "env": (str,), "agent": (str,), "episodes": (int,), "max_evaluations": (int, type(None)), "seed": (int,),
+    "checkpoint_every": (int,), "env_kwargs": (dict,), "agent_kwargs": (dict,), "wandb": (str,), "wandb_project": (str,),
+    "wandb_entity": (str, type(None)), "wandb_group": (str, type(None)), "wandb_tags": (list, tuple),
+}
+
+
+def type_errors(fields: dict[str, Any] | RunSpec) -> list[str]:
+    """Fields of a run specification (or the mapping of one) whose values have the wrong type."""
+    values = asdict(fields) if isinstance(fields, RunSpec) else fields
+    problems = []
+    for name, types in _FIELD_TYPES.items():
+        if name not in values:
+            continue
+        value = values[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            problems.append(f"field {name!r} is {value!r}, expected {' or '.join(t.__name__ for t in types)}")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -185,11 +241,30 @@ class EpisodeRecord:
 
 def best_episode(records: list[EpisodeRecord]) -> EpisodeRecord | None:
     """The best of ``records`` (see :meth:`EpisodeRecord.ranks_above`; the earliest wins ties)."""
-    best = None
+    return best_so_far(records)[-1] if records else None
+
+
+def best_so_far(records: list[EpisodeRecord]) -> list[EpisodeRecord]:
+    """The best episode after each of ``records`` by the one rule of :meth:`EpisodeRecord.ranks_above`.
+
+    The recovered mask, the learning curves, wandb's ``best/*`` and the tuning metric all follow it.
+    """
+    best: EpisodeRecord | None = None
+    bests = []
     for record in records:
         if record.ranks_above(best):
             best = record
-    return best
+        assert best is not None
+        bests.append(best)
+    return bests
+
+
+def best_score_curve(records: list[EpisodeRecord], length: int | None = None) -> list[float]:
+    """The reward-split score of the best episode so far (NaN while no episode met the budget), padded to ``length``."""
+    curve = [best.score if best.budget_met else float("nan") for best in best_so_far(records)][:length]
+    if length is not None:
+        curve += [curve[-1] if curve else float("nan")] * (length - len(curve))
+    return curve
 
 
 def save_mask(path: Path, keep: list[np.ndarray] | tuple[np.ndarray, ...]) -> None:
@@ -274,15 +349,15 @@ class RunFolder:
                 (shutil.rmtree if leftover.is_dir() else os.remove)(leftover)
 
     # ----------------------------------------------------------------- config
-    def write_config(self, config: SearchConfig) -> None:
+    def write_spec(self, spec: RunSpec) -> None:
         """Write ``config.json`` atomically."""
-        write_atomic(self.config_path, json.dumps(asdict(config), indent=2))
+        write_atomic(self.config_path, spec.to_json())
 
-    def read_config(self) -> SearchConfig:
-        """The run's configuration."""
+    def read_spec(self) -> RunSpec:
+        """The run's specification."""
         if not self.config_path.exists():
             raise RunError(f"{self.path} has no config.json: not a prune-gym run folder")
-        return SearchConfig.from_json(self.config_path)
+        return RunSpec.from_json(self.config_path)
 
     # --------------------------------------------------------------- episodes
     def episodes(self, widths: list[int] | None = None) -> tuple[list[EpisodeRecord], str | None]:

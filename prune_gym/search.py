@@ -1,6 +1,6 @@
 """The search loop: an agent on an environment, every episode on disk as it finishes, resumable.
 
-:func:`run_search` validates the configuration before anything is written,
+:func:`run_search` validates the run specification before anything is written,
 holds the run folder's lock for the whole search, appends each finished episode
 to ``episodes.csv``, keeps the best mask, checkpoints the agent (and weights an
 agent fine-tuned) every ``checkpoint_every`` episodes, and on resume drops a
@@ -17,7 +17,6 @@ learned from; with ``checkpoint_every=1`` nothing is lost at all.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import json
 import signal
@@ -36,7 +35,7 @@ from prune_gym.envs import environment_class
 from prune_gym.envs.base import PruningEnv
 from prune_gym.errors import RunError
 from prune_gym.rewards import get_reward
-from prune_gym.runs import WANDB_MODES, EpisodeRecord, RunFolder, SearchConfig, best_episode, save_mask
+from prune_gym.runs import WANDB_MODES, EpisodeRecord, RunFolder, RunSpec, best_episode, save_mask, type_errors
 from prune_gym.tasks import get_task
 from prune_gym.tracking import Tracker, plot_run
 from prune_gym.validation import check_choice, check_int
@@ -58,46 +57,52 @@ def environment_defaults(cls: type) -> dict[str, Any]:
     return defaults
 
 
-def resolve_config(config: SearchConfig) -> SearchConfig:
-    """Check every name and value of ``config`` and fill in the environment's defaults; nothing is written.
+def resolve_spec(spec: RunSpec) -> RunSpec:
+    """Check every name and value of ``spec`` and fill in the environment's and the agent's defaults; nothing is written.
 
-    The environment's action type is chosen from what the agent declares when
-    not given. Agent defaults are added when the agent is built (:func:`run_search`).
+    The environment's action type is chosen from what the agent declares when not given.
 
     Raises:
         ValueError: the first problem found, in one line.
     """
-    problems = config.type_errors()
+    problems = type_errors(spec)
     if problems:
-        raise ValueError(f"invalid search configuration: {problems[0]}")
-    get_task(config.task)
-    load_agent_class(config.agent)
-    check_int("episodes", config.episodes, 1, "a positive number of episodes")
-    if config.max_evaluations is not None:
-        check_int("max_evaluations", config.max_evaluations, 1, "a positive number of reward evaluations")
-    check_int("seed", config.seed, 0, "a seed >= 0")
-    check_int("checkpoint_every", config.checkpoint_every, 1, "a positive number of episodes")
-    check_choice("wandb", config.wandb, WANDB_MODES)
-    cls = environment_class(config.env)
-    arguments = config.env_arguments()
-    unknown = sorted(set(arguments) - set(environment_defaults(cls)) - {"task"})
+        raise ValueError(f"invalid run specification: {problems[0]}")
+    get_task(spec.task)
+    load_agent_class(spec.agent)
+    check_int("episodes", spec.episodes, 1, "a positive number of episodes")
+    if spec.max_evaluations is not None:
+        check_int("max_evaluations", spec.max_evaluations, 1, "a positive number of reward evaluations")
+    check_int("seed", spec.seed, 0, "a seed >= 0")
+    check_int("checkpoint_every", spec.checkpoint_every, 1, "a positive number of episodes")
+    check_choice("wandb", spec.wandb, WANDB_MODES)
+    cls = environment_class(spec.env)
+    defaults = environment_defaults(cls)
+    unknown = sorted(set(spec.env_kwargs) - set(defaults))
     if unknown:
-        raise ValueError(f"invalid env argument(s) {unknown} for {config.env}; its arguments: {sorted(environment_defaults(cls))}")
-    env_id, action_type = compatible_environment(config.agent, config.agent_kwargs, config.env, arguments.get("action_type"))
-    resolved = {**environment_defaults(cls), **arguments, "action_type": action_type}
-    resolved.pop("task")
-    if callable(resolved["reward"]):
+        raise ValueError(f"invalid env argument(s) {unknown} for {spec.env}; its arguments: {sorted(defaults)}")
+    env_id, action_type = compatible_environment(spec.agent, spec.agent_kwargs, spec.env, spec.env_kwargs.get("action_type"))
+    env_kwargs = {**defaults, **spec.env_kwargs, "action_type": action_type}
+    if callable(env_kwargs["reward"]):
         raise ValueError("a search stores its reward by name: register the function (prune_gym.register_reward) "
                          "or pass 'package.module:function'")
-    get_reward(resolved["reward"]).check_kwargs(resolved.get("reward_kwargs") or {})
-    fields = {name: resolved.pop(name) for name in SearchConfig.ENV_FIELDS}
-    return dataclasses.replace(config, env=env_id, env_kwargs=resolved, **fields)
+    get_reward(env_kwargs["reward"]).check_kwargs(env_kwargs.get("reward_kwargs") or {})
+    return spec.replace(env=env_id, env_kwargs=env_kwargs, agent_kwargs=agent_hyperparameters(spec.agent, spec.agent_kwargs))
 
 
-def default_run_dir(config: SearchConfig) -> Path:
+def check_spec(spec: RunSpec) -> None:
+    """Build the spec's environment and agent once, so that hyper-parameters the agent rejects fail before any run starts."""
+    env = spec.make_env()
+    try:
+        make_agent(spec.agent, env, seed=spec.seed, **spec.agent_kwargs)
+    finally:
+        env.close()
+
+
+def default_run_dir(spec: RunSpec) -> Path:
     """``runs/<task>-<env>-<agent>-s<seed>-<time>``."""
-    agent = config.agent.replace(":", "-")
-    return Path("runs") / f"{config.task}-{config.env.split('-')[0]}-{agent}-s{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    agent = spec.agent.replace(":", "-")
+    return Path("runs") / f"{spec.task}-{spec.env.split('-')[0]}-{agent}-s{spec.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 class _StopRequests:
@@ -129,13 +134,13 @@ class _StopRequests:
 class _Session:
     """Per-episode bookkeeping of one search: the CSV, the best mask, the tracker and the progress bar."""
 
-    def __init__(self, config: SearchConfig, folder: RunFolder, records: list[EpisodeRecord], progress: bool,
+    def __init__(self, spec: RunSpec, folder: RunFolder, records: list[EpisodeRecord], progress: bool,
                  on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None = None) -> None:
-        self.config, self.folder, self.callback = config, folder, on_episode
+        self.folder, self.callback = folder, on_episode
         self.tracker: Tracker | None = None
         self.records = records
         self.best = best_episode(records)
-        self.bar = tqdm(total=config.episodes, initial=len(records), desc="search", disable=not progress, unit="episode")
+        self.bar = tqdm(total=spec.episodes, initial=len(records), desc="search", disable=not progress, unit="episode")
 
     @property
     def done(self) -> int:
@@ -184,71 +189,103 @@ def _restore_checkpoint(folder: RunFolder, agent: Any, env: Any, device: str) ->
                        f"delete that folder to resume without it (the agent then starts afresh)") from None
 
 
-def run_search(config: SearchConfig, run_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+def run_search(spec: RunSpec, run_dir: str | Path | None = None, progress: bool = True,
                on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) a search; returns the summary also written to ``summary.json``.
+    """Run ``spec`` in ``run_dir``: start it, resume it if the folder holds it unfinished, or return it if it finished.
 
-    ``on_episode(record, best)`` is called after each episode is on disk (e.g. to report to a tuner).
+    A folder that holds a run is continued only when its spec is ``spec``: ``episodes`` and ``max_evaluations`` may
+    grow (a finished run is extended) and ``device`` may differ; any other difference is refused in one line.
+    Returns the summary also written to ``summary.json``. ``on_episode(record, best)`` is called after each episode
+    is on disk (e.g. to report to a tuner).
 
     Raises:
-        ValueError: an invalid configuration (nothing is written).
-        RunError: a folder that cannot be started or resumed, or is in use by another process.
+        ValueError: an invalid specification (nothing is written).
+        RunError: a folder that holds another run, cannot be started or resumed, or is in use by another process.
     """
+    spec = resolve_spec(spec)
+    folder = RunFolder(run_dir if run_dir is not None else default_run_dir(spec))
+    resume = folder.config_path.exists()
     if resume:
-        if run_dir is None:
-            raise RunError("resume needs the run folder")
-        folder = RunFolder(run_dir)
-        config = folder.read_config()
-    else:
-        config = resolve_config(config)
-        folder = RunFolder(run_dir if run_dir is not None else default_run_dir(config))
+        stored = folder.read_spec()
+        differ = stored.differences(spec, allowed=RunSpec.RESUMABLE_CHANGES)
+        if differ:
+            raise RunError(f"{folder.path} holds another run ({', '.join(differ)} differ): choose another run folder, "
+                           f"or continue it as it is with `prune-gym search --resume {folder.path}`")
+        summary = _finished_summary(folder, spec)
+        if summary is not None:
+            return summary
     with folder.writing(create=not resume), _StopRequests() as stop:
         try:
-            return _search(folder, config, resume, progress, stop, on_episode)
+            return _search(folder, spec, resume, progress, stop, on_episode)
         except OSError as error:
             where = f" ({error.filename})" if error.filename else ""
             raise RunError(f"the search stopped: {error.strerror or error}{where}; every finished episode is in "
                            f"{folder.episodes_path}: free some space, then `prune-gym search --resume {folder.path}`") from None
 
 
-def _search(folder: RunFolder, config: SearchConfig, resume: bool, progress: bool, stop: _StopRequests,
+def resume_search(run_dir: str | Path, progress: bool = True, **changes: Any) -> dict[str, Any]:
+    """Continue the run in ``run_dir`` as its ``config.json`` describes it, with ``changes`` to ``episodes``,
+    ``max_evaluations`` or ``device`` (e.g. ``episodes=40`` extends a finished 30-episode run).
+
+    Raises:
+        RunError: not a run folder, or a change to anything else (a run keeps its specification).
+    """
+    refused = sorted(set(changes) - {*RunSpec.RESUMABLE_CHANGES, *RunSpec.MACHINE_FIELDS})
+    if refused:
+        raise RunError(f"--resume continues {run_dir} as it was specified; only --episodes, --max-evaluations and --device "
+                       f"may change, not {', '.join(refused)} (start a new run folder for another specification)")
+    spec = RunFolder(run_dir).read_spec()
+    device = changes.pop("device", None)
+    spec = spec.replace(**{name: value for name, value in changes.items() if value is not None})
+    return run_search(spec.with_env(device=device) if device is not None else spec, run_dir, progress=progress)
+
+
+def _finished_summary(folder: RunFolder, spec: RunSpec) -> dict[str, Any] | None:
+    """The summary of the run in ``folder`` if it ended by the budget ``spec`` asks for (no more to do), else None."""
+    if not folder.summary_path.exists():
+        return None
+    summary = folder.read_summary()
+    same_budget = summary.get("episodes_requested") == spec.episodes and summary.get("max_evaluations") == spec.max_evaluations
+    return summary if same_budget and summary.get("finished") else None
+
+
+def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop: _StopRequests,
             on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None) -> dict[str, Any]:
     """The body of :func:`run_search`, holding the folder's lock."""
     warning = folder.repair_episodes() if resume else None
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    env = gym.make(config.env, task=config.task, **config.env_kwargs,
-                   **{name: getattr(config, name) for name in SearchConfig.ENV_FIELDS})
+    env = spec.make_env()
     pruning_env = env.unwrapped
     assert isinstance(pruning_env, PruningEnv)
     records, _ = folder.episodes([group.num_channels for group in pruning_env.network.groups])
-    if not resume:
-        config = dataclasses.replace(config, agent_kwargs=agent_hyperparameters(config.agent, config.agent_kwargs))
-    session = _Session(config, folder, records, progress, on_episode)
+    if len(records) > spec.episodes:
+        raise RunError(f"{folder.path} has {len(records)} episodes already, more than the {spec.episodes} asked for: "
+                       f"ask for at least {len(records)}")
+    session = _Session(spec, folder, records, progress, on_episode)
     last = records[-1] if records else None
     recorder = EpisodeRecorder(env, session.on_episode, start_episode=len(records),
                                evaluations_offset=last.evaluations if last else 0, seconds_offset=last.seconds if last else 0.0,
-                               max_episodes=config.episodes, max_evaluations=config.max_evaluations)
-    agent = make_agent(config.agent, recorder, seed=config.seed, **config.agent_kwargs)
+                               max_episodes=spec.episodes, max_evaluations=spec.max_evaluations)
+    agent = make_agent(spec.agent, recorder, seed=spec.seed, **spec.agent_kwargs)
     if resume:
         seen = _restore_checkpoint(folder, agent, pruning_env, str(pruning_env.device))
         if seen < len(records):
             print(f"note: the agent resumes from its checkpoint after episode {seen}; episodes {seen}-{len(records) - 1} "
                   "were recorded after it (the process was killed) and stay in episodes.csv", file=sys.stderr)
-    else:
-        folder.write_config(config)
-    tracker = session.tracker = Tracker(config, folder.path)
+    folder.write_spec(spec)  # new, or resumed with more episodes or on another device
+    tracker = session.tracker = Tracker(spec, folder.path)
     if hasattr(agent, "metrics_callback"):
         agent.metrics_callback = tracker.log_agent_metrics
     interrupted, checkpointed = False, session.done
     try:
-        while session.done < config.episodes and not stop.requested:
+        while session.done < spec.episodes and not stop.requested:
             before = session.done
             agent.learn(1)
             if session.done == before:
-                raise RunError(f"agent {config.agent!r} returned from learn(1) without finishing an episode: "
+                raise RunError(f"agent {spec.agent!r} returned from learn(1) without finishing an episode: "
                                "an agent's learn(episodes) must run that many episodes")
-            if session.done - checkpointed >= config.checkpoint_every or stop.requested:
+            if session.done - checkpointed >= spec.checkpoint_every or stop.requested:
                 _save_checkpoint(folder, agent, pruning_env, session.done)
                 checkpointed = session.done
     except EpisodeBudgetExhausted:
@@ -257,10 +294,10 @@ def _search(folder: RunFolder, config: SearchConfig, resume: bool, progress: boo
         interrupted = True
     finally:
         session.bar.close()
-    interrupted = interrupted or (stop.requested and session.done < config.episodes)
+    interrupted = interrupted or (stop.requested and session.done < spec.episodes)
     if not interrupted:
         _save_checkpoint(folder, agent, pruning_env, session.done)
-    summary = summarise(config, pruning_env, folder, session.records, interrupted)
+    summary = summarise(spec, pruning_env, folder, session.records, interrupted)
     folder.write_summary(summary)
     plots = plot_run(folder.path) if session.records else []
     tracker.finish(summary, plots)
@@ -268,13 +305,15 @@ def _search(folder: RunFolder, config: SearchConfig, resume: bool, progress: boo
     return summary
 
 
-def summarise(config: SearchConfig, env: Any, folder: RunFolder, records: list[EpisodeRecord], interrupted: bool) -> dict[str, Any]:
-    """The run's outcome: the configuration in brief, progress, the unpruned network and the best episode."""
+def summarise(spec: RunSpec, env: Any, folder: RunFolder, records: list[EpisodeRecord], interrupted: bool) -> dict[str, Any]:
+    """The run's outcome: the specification in brief, progress (``finished``: it ended by its budget, nothing more to
+    do), the unpruned network and the best episode."""
     network = env.network
     summary: dict[str, Any] = {
-        "run_dir": str(folder.path), "task": config.task, "env": config.env, "agent": config.agent, "reward": config.reward,
-        "macs_budget": config.macs_budget, "seed": config.seed, "episodes_done": len(records),
-        "episodes_requested": config.episodes, "interrupted": interrupted,
+        "run_dir": str(folder.path), "task": spec.task, "env": spec.env, "agent": spec.agent, "reward": spec.reward,
+        "macs_budget": spec.macs_budget, "seed": spec.seed, "episodes_done": len(records),
+        "episodes_requested": spec.episodes, "max_evaluations": spec.max_evaluations,
+        "interrupted": interrupted, "finished": not interrupted,
         "seconds": records[-1].seconds if records else 0.0,
         "evaluations": records[-1].evaluations if records else 0,
         "original_macs": network.original_macs, "original_params": network.original_params,

@@ -13,7 +13,7 @@ import pytest
 
 import prune_gym
 from prune_gym.agent_api import compatible_environment, make_agent
-from prune_gym.runs import SearchConfig
+from prune_gym.runs import RunSpec
 from prune_gym.search import run_search
 
 DIGITS = dict(task="lenet5-digits", reward_samples=100)
@@ -58,7 +58,8 @@ class KeepHalfEnv(prune_gym.LayerRateEnv):
 def test_a_new_environment_is_registered_once_and_found_everywhere(tmp_path):
     gym.register(id="TestKeepHalf-v0", entry_point=KeepHalfEnv)
     assert "TestKeepHalf-v0" in prune_gym.list_environments()
-    summary = run_search(SearchConfig(env="TestKeepHalf-v0", agent="random-search", episodes=3, macs_budget=1.0, **DIGITS),
+    summary = run_search(RunSpec(task="lenet5-digits", env="TestKeepHalf-v0", agent="random-search", episodes=3,
+                                 env_kwargs={"macs_budget": 1.0, "reward_samples": 100}),
                          run_dir=tmp_path / "run", progress=False)
     assert summary["env"] == "TestKeepHalf-v0" and summary["best"]["macs_ratio"] > 0.2
 

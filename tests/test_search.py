@@ -9,20 +9,20 @@ from prune_gym.cli import main
 from prune_gym.errors import RunError
 from prune_gym.pruning import count_macs_params
 from prune_gym.recovery import export_run, load_pruned, pruned_network
-from prune_gym.runs import RunFolder, SearchConfig, best_episode
-from prune_gym.search import run_search
+from prune_gym.runs import RunFolder, RunSpec, best_episode
+from prune_gym.search import resume_search, run_search
 from prune_gym.wrappers import EpisodeRecorder
 
 
 def read_episodes(run):
     return RunFolder(run).episodes()[0]
 
-FAST = dict(task="lenet5-digits", reward_samples=200)
+FAST = dict(task="lenet5-digits", env_kwargs={"reward_samples": 200})
 
 
 def test_search_writes_every_artefact_and_the_best_mask_reproduces_its_macs(tmp_path):
     run = tmp_path / "run"
-    summary = run_search(SearchConfig(agent="random-search", episodes=12, **FAST), run_dir=run, progress=False)
+    summary = run_search(RunSpec(agent="random-search", episodes=12, **FAST), run_dir=run, progress=False)
     for name in ("config.json", "episodes.csv", "best_mask.npz", "summary.json", "learning_curve.png", "score_vs_macs.png",
                  "checkpoint/agent"):
         assert (run / name).exists(), name
@@ -50,43 +50,44 @@ def test_interrupted_run_keeps_its_episodes_and_resumes_to_the_total(tmp_path, m
         return result
 
     monkeypatch.setattr(EpisodeRecorder, "step", interrupting_step)
-    summary = run_search(SearchConfig(agent="ddpg", episodes=10, agent_kwargs={"warmup_episodes": 3}, **FAST), run_dir=run, progress=False)
+    summary = run_search(RunSpec(agent="ddpg", episodes=10, agent_kwargs={"warmup_episodes": 3}, **FAST), run_dir=run, progress=False)
     assert summary["interrupted"] and summary["episodes_done"] == 5
     assert len(read_episodes(run)) == 5
     monkeypatch.setattr(EpisodeRecorder, "step", original_step)
-    resumed = run_search(SearchConfig(), run_dir=run, resume=True, progress=False)
+    resumed = resume_search(run, progress=False)
     assert not resumed["interrupted"] and resumed["episodes_done"] == 10
     assert [r.episode for r in read_episodes(run)] == list(range(10))
 
 
 def test_weights_fine_tuned_during_a_search_are_kept_exported_and_reloaded_on_resume(tmp_path):
     run = tmp_path / "run"
-    config = SearchConfig(env="FilterSelect-v0", agent="try-and-learn", reward="try-and-learn", episodes=20,
-                          agent_kwargs={"fine_tune_steps": 10, "trials_per_update": 4, "max_updates_per_layer": 2}, **FAST)
+    config = RunSpec(task="lenet5-digits", env="FilterSelect-v0", env_kwargs={"reward": "try-and-learn", "reward_samples": 200},
+                     agent="try-and-learn", episodes=20,
+                     agent_kwargs={"fine_tune_steps": 10, "trials_per_update": 4, "max_updates_per_layer": 2})
     run_search(config, run_dir=run, progress=False)
     tuned = torch.load(run / "checkpoint" / "weights.pt", weights_only=True)
     original, pruned, keep = pruned_network(run)
     torch.testing.assert_close(pruned.features[0].weight, tuned["features.0.weight"][torch.from_numpy(keep[0])])
     assert not torch.equal(original.features[0].weight, tuned["features.0.weight"])
-    run_search(SearchConfig(), run_dir=run, resume=True, progress=False)
+    resume_search(run, progress=False)
     for name, tensor in torch.load(run / "checkpoint" / "weights.pt", weights_only=True).items():
         assert torch.equal(tensor, tuned[name]), name
 
 
 def test_bad_inputs_are_clear_errors_and_leave_nothing(tmp_path):
     with pytest.raises(ValueError, match="macs_budget"):
-        run_search(SearchConfig(macs_budget=1.5, **FAST), run_dir=tmp_path / "a")
+        run_search(RunSpec(task="lenet5-digits", env_kwargs={"macs_budget": 1.5}), run_dir=tmp_path / "a")
     with pytest.raises(ValueError, match="installed agents"):
-        run_search(SearchConfig(agent="nope", **FAST), run_dir=tmp_path / "b")
+        run_search(RunSpec(agent="nope", **FAST), run_dir=tmp_path / "b")
     with pytest.raises(ValueError, match="registered tasks"):
-        run_search(SearchConfig(task="nope"), run_dir=tmp_path / "c")
+        run_search(RunSpec(task="nope"), run_dir=tmp_path / "c")
     assert not any((tmp_path / name).exists() for name in "abc")
     with pytest.raises(RunError, match="config.json"):
-        run_search(SearchConfig(), run_dir=tmp_path, resume=True)
+        resume_search(tmp_path)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("")
     with pytest.raises(RunError, match="--resume"):
-        run_search(SearchConfig(agent="uniform", episodes=1, **FAST), run_dir=tmp_path / "full")
+        run_search(RunSpec(agent="uniform", episodes=1, **FAST), run_dir=tmp_path / "full")
 
 
 def test_cli_search_fine_tune_export_plot_and_list(tmp_path, capsys):
@@ -112,22 +113,23 @@ def test_cli_search_fine_tune_export_plot_and_list(tmp_path, capsys):
 
 def test_wandb_offline_run_is_written_under_the_run_folder(tmp_path):
     run = tmp_path / "run"
-    run_search(SearchConfig(agent="uniform", episodes=3, wandb="offline", **FAST), run_dir=run, progress=False)
+    run_search(RunSpec(agent="uniform", episodes=3, wandb="offline", **FAST), run_dir=run, progress=False)
     assert list((run / "wandb").glob("offline-run-*")), "an offline wandb run to `wandb sync` later"
 
 
 def test_an_evaluation_budget_stops_a_dense_reward_agent_within_an_episode(tmp_path):
     """A dense reward (``shaped``) evaluates at every step: capped, the search spends exactly the budget; uncapped, more."""
-    config = SearchConfig(task="lenet5-digits", env="FilterSelect-v0", agent="ddpg", reward="shaped", episodes=12, seed=0,
-                          reward_samples=200, env_kwargs={"action_type": "continuous"}, agent_kwargs={"warmup_episodes": 12})
+    config = RunSpec(task="lenet5-digits", env="FilterSelect-v0", agent="ddpg", episodes=12, seed=0,
+                     env_kwargs={"reward": "shaped", "reward_samples": 200, "action_type": "continuous"},
+                     agent_kwargs={"warmup_episodes": 12})
     free = run_search(config, tmp_path / "free", progress=False)
     assert free["episodes_done"] == 12 and free["evaluations"] > 12
-    capped = run_search(SearchConfig(**{**config.__dict__, "max_evaluations": 12}), tmp_path / "capped", progress=False)
+    capped = run_search(config.replace(max_evaluations=12), tmp_path / "capped", progress=False)
     assert capped["evaluations"] == 12 and capped["episodes_done"] < 12 and not capped["interrupted"]
     records, _ = RunFolder(tmp_path / "capped").episodes([6, 16])
     assert [r.evaluations for r in records] == sorted(r.evaluations for r in records) and records[-1].evaluations <= 12
-    assert run_search(capped_config := RunFolder(tmp_path / "capped").read_config(), tmp_path / "capped", resume=True,
-                      progress=False)["evaluations"] == 12, "a resumed capped search spends nothing more"
+    assert resume_search(tmp_path / "capped", progress=False)["evaluations"] == 12, "a resumed capped search spends nothing more"
+    capped_config = RunFolder(tmp_path / "capped").read_spec()
     assert capped_config.max_evaluations == 12
     with pytest.raises(ValueError, match="max_evaluations"):
-        run_search(SearchConfig(**{**config.__dict__, "max_evaluations": 0}), tmp_path / "bad", progress=False)
+        run_search(config.replace(max_evaluations=0), tmp_path / "bad", progress=False)

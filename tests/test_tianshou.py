@@ -10,8 +10,8 @@ import torch
 
 from agents.tianshou.adapter import ALGORITHMS
 from prune_gym.agent_api import compatible_environment, make_agent
-from prune_gym.runs import RunFolder, SearchConfig
-from prune_gym.search import run_search
+from prune_gym.runs import RunFolder, RunSpec
+from prune_gym.search import resume_search, run_search
 from prune_gym.wrappers import EpisodeRecorder
 
 ON_POLICY = {"Reinforce", "A2C", "PPO", "NPG", "TRPO"}
@@ -76,8 +76,8 @@ def test_algorithm_searches_counts_episodes_logs_losses_and_continues_exactly(na
 
 @pytest.mark.parametrize("name", ["PPO", "SAC"])
 def test_search_stopped_and_resumed_equals_the_uninterrupted_search(name, tmp_path, monkeypatch):
-    config = SearchConfig(task="lenet5-digits", agent=f"tianshou:{name}", episodes=6, reward_samples=200, checkpoint_every=1,
-                          agent_kwargs=short_search_kwargs(name))
+    config = RunSpec(task="lenet5-digits", agent=f"tianshou:{name}", episodes=6, env_kwargs={"reward_samples": 200}, checkpoint_every=1,
+                     agent_kwargs=short_search_kwargs(name))
     run_search(config, run_dir=tmp_path / "whole", progress=False)
     original_step, finished = EpisodeRecorder.step, []
 
@@ -92,7 +92,7 @@ def test_search_stopped_and_resumed_equals_the_uninterrupted_search(name, tmp_pa
     monkeypatch.setattr(EpisodeRecorder, "step", stop_after_three_episodes)
     assert run_search(config, run_dir=tmp_path / "stopped", progress=False)["episodes_done"] == 3
     monkeypatch.setattr(EpisodeRecorder, "step", original_step)
-    run_search(SearchConfig(), run_dir=tmp_path / "stopped", resume=True, progress=False)
+    resume_search(tmp_path / "stopped", progress=False)
     whole, resumed = (RunFolder(tmp_path / run).episodes()[0] for run in ("whole", "stopped"))
     assert [e.rates for e in resumed] == [e.rates for e in whole] and len(whole) == 6
 
@@ -104,7 +104,7 @@ def test_bad_choices_fail_in_one_line_before_anything_is_written(tmp_path):
                  lambda: make_agent("tianshou:SAC", recorded("DQN")),
                  lambda: make_agent("tianshou:PPO", recorded("PPO"), clip_range=0.1),
                  lambda: make_agent("tianshou:PPO", recorded("PPO"), warmup_episodes=5),
-                 lambda: run_search(SearchConfig(agent="tianshou:DQN", env="FilterSelect-v0"), run_dir=tmp_path / "r")):
+                 lambda: run_search(RunSpec(agent="tianshou:DQN", env="FilterSelect-v0"), run_dir=tmp_path / "r")):
         with pytest.raises(ValueError) as error:
             call()
         messages.append(str(error.value))

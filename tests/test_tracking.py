@@ -25,12 +25,12 @@ from prune_gym.plots import (
     plot_runs,
     score_vs_macs_figure,
 )
-from prune_gym.runs import RunFolder, SearchConfig, best_episode
-from prune_gym.search import run_search
+from prune_gym.runs import RunFolder, RunSpec, best_episode
+from prune_gym.search import resume_search, run_search
 from prune_gym.tracking import RUN_ID_FILE
 from prune_gym.wrappers import EpisodeRecorder
 
-FAST = dict(task="lenet5-digits", reward_samples=200)
+FAST = dict(task="lenet5-digits", env_kwargs={"reward_samples": 200})
 BLOCK, HEADER = 32768, 7  # wandb's .wandb file: LevelDB-log blocks; chunk header crc32 u32, length u16, type u8
 
 
@@ -98,7 +98,7 @@ def read_offline_run(run_dir: Path) -> list[dict]:
 
 def test_an_offline_search_logs_curves_agent_metrics_and_ends_with_the_best_episode_as_summary(tmp_path):
     run = tmp_path / "run"
-    config = SearchConfig(agent="ddpg", episodes=6, agent_kwargs={"warmup_episodes": 2}, wandb="offline", wandb_tags=["mine"], **FAST)
+    config = RunSpec(agent="ddpg", episodes=6, agent_kwargs={"warmup_episodes": 2}, wandb="offline", wandb_tags=["mine"], **FAST)
     summary = run_search(config, run_dir=run, progress=False)
     (logged,) = read_offline_run(run)
     records = RunFolder(run).episodes()[0]
@@ -149,7 +149,7 @@ def test_online_wandb_without_credentials_is_a_one_line_error_and_leaves_no_fold
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc either
     with pytest.raises(RunError, match=r"wandb online cannot start \(No API key.*wandb login.*--wandb offline"):
-        run_search(SearchConfig(agent="uniform", episodes=1, wandb="online", **FAST), run_dir=tmp_path / "run", progress=False)
+        run_search(RunSpec(agent="uniform", episodes=1, wandb="online", **FAST), run_dir=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
 
 
@@ -166,10 +166,10 @@ def test_a_resumed_run_continues_its_wandb_run_and_same_named_folders_never_shar
 
     monkeypatch.setattr(EpisodeRecorder, "step", interrupting_step)
     first = tmp_path / "a" / "run"
-    config = SearchConfig(agent="random-search", episodes=4, wandb="offline", **FAST)
+    config = RunSpec(agent="random-search", episodes=4, wandb="offline", **FAST)
     assert run_search(config, run_dir=first, progress=False)["interrupted"]
     monkeypatch.setattr(EpisodeRecorder, "step", original_step)
-    run_search(SearchConfig(), run_dir=first, resume=True, progress=False)
+    resume_search(first, progress=False)
     before, after = read_offline_run(first)
     assert before["run"].run_id == after["run"].run_id == (first / RUN_ID_FILE).read_text().strip()
     assert [row["episode"] for row in after["history"] if "episode/return" in row] == [2, 3]
@@ -177,7 +177,7 @@ def test_a_resumed_run_continues_its_wandb_run_and_same_named_folders_never_shar
     assert after["summary"]["best/episode"] == RunFolder(first).read_summary()["best"]["episode"]
 
     second = tmp_path / "b" / "run"
-    run_search(SearchConfig(agent="uniform", episodes=1, wandb="offline", **FAST), run_dir=second, progress=False)
+    run_search(RunSpec(agent="uniform", episodes=1, wandb="offline", **FAST), run_dir=second, progress=False)
     (other,) = read_offline_run(second)
     assert other["run"].display_name == after["run"].display_name == "run" and other["run"].run_id != after["run"].run_id
 
@@ -189,12 +189,12 @@ def runs(tmp_path_factory):
     made = {}
     for seed in (0, 1):
         made[f"ddpg{seed}"] = root / f"ddpg-s{seed}"
-        run_search(SearchConfig(agent="ddpg", episodes=10, seed=seed, agent_kwargs={"warmup_episodes": 4}, **FAST),
+        run_search(RunSpec(agent="ddpg", episodes=10, seed=seed, agent_kwargs={"warmup_episodes": 4}, **FAST),
                    run_dir=made[f"ddpg{seed}"], progress=False)
     for criterion in ("l1", "std"):
         made[criterion] = root / f"uniform-{criterion}"
-        run_search(SearchConfig(agent="uniform", episodes=2, env_kwargs={"criterion": criterion}, **FAST), run_dir=made[criterion],
-                   progress=False)
+        run_search(RunSpec(task="lenet5-digits", agent="uniform", episodes=2, env_kwargs={"criterion": criterion, "reward_samples": 200}),
+                   run_dir=made[criterion], progress=False)
     return made
 
 
@@ -204,7 +204,8 @@ def test_runs_group_by_everything_but_the_seed_and_labels_name_what_differs(runs
                                                                 ("uniform criterion=std", "seed 0")]
     assert [g.label for g in group_runs([PlottedRun.read(runs["ddpg0"]), PlottedRun.read(runs["ddpg1"])])] == ["ddpg"]
     other_budget = runs["l1"].parent / "other-budget"
-    run_search(SearchConfig(agent="uniform", episodes=1, macs_budget=0.3, **FAST), run_dir=other_budget, progress=False)
+    run_search(RunSpec(task="lenet5-digits", agent="uniform", episodes=1,
+                       env_kwargs={"macs_budget": 0.3, "reward_samples": 200}), run_dir=other_budget, progress=False)
     with pytest.raises(ValueError, match="differ in macs_budget"):
         group_runs([PlottedRun.read(runs["l1"]), PlottedRun.read(other_budget)])
 
@@ -263,7 +264,7 @@ def test_plot_command_writes_png_and_pdf_for_several_runs_and_rejects_empty_inpu
     assert Path(written[1]).read_bytes()[:4] == b"%PDF"
     empty = tmp_path / "empty"
     empty.mkdir()
-    RunFolder(empty).write_config(SearchConfig())
+    RunFolder(empty).write_spec(RunSpec())
     assert main(["plot", str(empty)]) == 2 and "no finished episode" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no run folder"):
         plot_runs([], output)
@@ -273,7 +274,7 @@ def test_sb3_metrics_reach_the_agents_callback_without_files_or_output(tmp_path,
     from agents.ddpg import AMCAgent
 
     monkeypatch.chdir(tmp_path)
-    env = gym.make("prune_gym:LayerRate-v0", **FAST)
+    env = gym.make("prune_gym:LayerRate-v0", task="lenet5-digits", reward_samples=200)
     agent = AMCAgent(env, seed=0, warmup_episodes=1)
     received = []
     agent.metrics_callback = received.append

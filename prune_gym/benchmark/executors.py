@@ -6,8 +6,8 @@ returns a failed result), so an executor only has to run things and survive
 the loss of a worker: a job whose worker process dies (killed, out of memory,
 node lost) is run again up to ``max_retries`` times (it resumes from its
 crash-safe run folder), then reported by :func:`lost_result`, never silently
-dropped. Jobs are frozen dataclasses with a ``device`` field, so a back-end can
-place them on the accelerator it grants.
+dropped. Jobs are frozen dataclasses with an ``on_device(device)`` method, so a
+back-end can place them on the accelerator it grants.
 
 Both back-ends run two kinds of jobs: a benchmark's
 (:class:`prune_gym.benchmark.runner.Job`, run by ``runner.run_job``) and one seed
@@ -17,7 +17,6 @@ of a multi-seed search (:class:`SearchJob`, run by :func:`run_search_job`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import multiprocessing
 import os
 from collections import deque
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from prune_gym.runs import RunFolder, SearchConfig
+from prune_gym.runs import RunSpec
 
 MAX_RETRIES = 3
 
@@ -58,33 +57,30 @@ def check_retries(max_retries: int) -> int:
 
 @dataclass(frozen=True)
 class SearchJob:
-    """One seed of a multi-seed search (``prune-gym search --seeds``): ``config`` run in ``run_dir`` on ``device``."""
+    """One seed of a multi-seed search (``prune-gym search --seeds``): ``spec`` run in ``run_dir``."""
 
-    config: SearchConfig
+    spec: RunSpec
     run_dir: Path
-    device: str = "cpu"
+
+    def on_device(self, device: str) -> SearchJob:
+        """This job computing on ``device`` (what an executor grants)."""
+        return dataclasses.replace(self, spec=self.spec.with_env(device=device))
 
     def failure(self, error: str) -> dict[str, Any]:
         """The failed result of this seed, with ``error``."""
-        return {"seed": self.config.seed, "run_dir": str(self.run_dir), "status": "failed", "error": error}
+        return {"seed": self.spec.seed, "run_dir": str(self.run_dir), "status": "failed", "error": error}
 
 
 def run_search_job(job: SearchJob) -> dict[str, Any]:
-    """Run one seed's search, resume it if its folder holds an interrupted one, or skip it if finished.
+    """Run one seed's search (:func:`~prune_gym.search.run_search` resumes an interrupted one and skips a finished one).
 
     Returns the run's summary with ``status`` ``ok``, or a ``failed`` result with
     the error; never raises but KeyboardInterrupt.
     """
     from prune_gym.search import run_search
 
-    folder = RunFolder(job.run_dir)
     try:
-        if folder.summary_path.exists():
-            summary = json.loads(folder.summary_path.read_text())
-            if not summary["interrupted"] and summary["episodes_done"] >= summary["episodes_requested"]:
-                return {**summary, "status": "ok"}
-        config = dataclasses.replace(job.config, device=job.device)
-        summary = run_search(config, job.run_dir, resume=folder.config_path.exists(), progress=False)
+        summary = run_search(job.spec, job.run_dir, progress=False)
     except KeyboardInterrupt:
         raise
     except Exception as error:

@@ -21,11 +21,10 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from scipy import stats
 
-from prune_gym.benchmark.scoring import RecoveryScorer, mask_digest, standard_error
+from prune_gym.benchmark.scoring import RecoveryCache, RecoveryScorer, mask_digest, protocol_spec, standard_error
 from prune_gym.benchmark.suites import Entry, Suite, get_suite
 from prune_gym.pruning import RateBudget, UndefinedImportanceError, list_importance_criteria
 from prune_gym.runs import RunFolder
@@ -38,7 +37,7 @@ BOOTSTRAP_RESAMPLES = 2000
 def candidates(entry: Entry, random_count: int, run_folders: list[Path], per_run: int = 3,
                seed: int = 0) -> list[tuple[str, list[np.ndarray]]]:
     """(origin, keep-mask) pairs at the entry's budget, without duplicates."""
-    env: Any = gym.make("LayerRate-v0", task=entry.task, macs_budget=entry.macs_budget, reward_samples=1).unwrapped
+    env: Any = protocol_spec(entry, reward_samples=1).make_env().unwrapped
     found: dict[str, tuple[str, list[np.ndarray]]] = {}
     for criterion in list_importance_criteria():
         budget = RateBudget(env.network, env.ranking, criterion, entry.macs_budget, env.max_rate)
@@ -104,14 +103,14 @@ def measure_fidelity(suite_name: str, entry_name: str, out: str | Path, options:
     entry = suite.entry(entry_name)
     out = Path(out)
     pool = candidates(entry, random_count, [Path(folder) for folder in run_folders])
-    scorer = RecoveryScorer(entry.task, suite.recovery, (Path(cache) if cache else out / "cache") / "recovered", device)
+    scorer = RecoveryScorer(entry.task, suite.recovery, RecoveryCache(Path(cache) if cache else out / "cache"), device)
     bn = int(entry.env_kwargs.get("bn_recalibration", 0))
     recovered = [scorer.score(keep, bn_recalibration=bn) for _, keep in pool]
     truth = [r.test_score for r in recovered]
     rows = []
     for option in option_grid(options or {}):
         protocol = {**entry.env_kwargs, **option}
-        env: Any = gym.make("LayerRate-v0", task=entry.task, macs_budget=entry.macs_budget, device=device, **protocol).unwrapped
+        env: Any = protocol_spec(entry, device, **option).make_env().unwrapped
         started = time.perf_counter()
         proxy = [env.evaluator.score(keep) for _, keep in pool]
         seconds = (time.perf_counter() - started) / len(pool)

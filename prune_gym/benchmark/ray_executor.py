@@ -18,7 +18,6 @@ never imports it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -112,7 +111,7 @@ def _run_placed(function: Callable[[Any], Any], job: Any, cpus: float, gpus: flo
     """The Ray task: ``function`` on ``job``, with torch limited to the CPUs granted and on the GPU granted (if any)."""
     limit_threads(max(1, int(cpus)))
     device = granted_device(gpus)
-    return function(job if device is None else dataclasses.replace(job, device=device))
+    return function(job if device is None else job.on_device(device))
 
 
 class RayExecutor:

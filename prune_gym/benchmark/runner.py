@@ -20,19 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 import prune_gym
-from prune_gym.agent_api import agent_hyperparameters, compatible_environment, load_agent_class
+from prune_gym.agent_api import agent_hyperparameters, compatible_environment
 from prune_gym.benchmark.aggregate import MANIFEST, collect
 from prune_gym.benchmark.executors import Executor, LocalExecutor
-from prune_gym.benchmark.scoring import RecoveryScorer, entry_references, mask_digest, standard_error
+from prune_gym.benchmark.scoring import RecoveryCache, RecoveryScorer, entry_references, mask_digest, standard_error
 from prune_gym.benchmark.suites import Entry, Suite, get_suite
 from prune_gym.errors import RunError
-from prune_gym.runs import RunFolder, SearchConfig, best_episode, load_mask
-from prune_gym.search import run_search
+from prune_gym.runs import RunFolder, RunSpec, best_episode, best_score_curve, load_mask
+from prune_gym.search import check_spec, run_search
 from prune_gym.storage import file_sha256, write_atomic
 from prune_gym.tasks import get_task
 
@@ -41,18 +40,29 @@ RESULTS = "results.json"
 
 @dataclass(frozen=True)
 class Job:
-    """One search of a benchmark: an agent on one entry with one seed, in ``run_dir``."""
+    """One search of a benchmark: ``spec`` (an agent on one entry with one seed) in ``run_dir``, scored with ``cache``."""
 
     suite: str
     entry: Entry
-    seed: int
-    agent: str
-    agent_kwargs: dict[str, Any]
-    env: str
-    env_kwargs: dict[str, Any]
+    spec: RunSpec
     run_dir: Path
-    cache: Path
-    device: str
+    cache: RecoveryCache
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def agent(self) -> str:
+        return self.spec.agent
+
+    @property
+    def device(self) -> str:
+        return self.spec.device or "cpu"
+
+    def on_device(self, device: str) -> Job:
+        """This job computing on ``device`` (what an executor grants)."""
+        return dataclasses.replace(self, spec=self.spec.with_env(device=device))
 
     def failure(self, error: str, **details: Any) -> dict[str, Any]:
         """The failed result of this run, with ``error`` (and ``details``), also written to its folder as ``failed.json``."""
@@ -74,45 +84,28 @@ def machine() -> dict[str, Any]:
             "date": time.strftime("%Y-%m-%d")}
 
 
-def agent_env_kwargs(agent: str) -> dict[str, Any]:
-    """Environment keywords an agent declares it is built around (``default_env_kwargs``, e.g. its own reward)."""
-    return dict(getattr(load_agent_class(agent), "default_env_kwargs", {}) or {})
-
-
-def plan(suite: Suite, agent: str, agent_kwargs: dict[str, Any], seeds: list[int], out: Path, cache: Path, device: str,
+def plan(suite: Suite, agent: str, agent_kwargs: dict[str, Any], seeds: list[int], out: Path, cache: RecoveryCache, device: str,
          env_overrides: dict[str, Any] | None = None) -> tuple[list[Job], list[str]]:
     """The jobs of a benchmark, and the entries the agent cannot run on (with the reason).
 
-    An entry's environment keywords are the suite's, then those the agent declares
-    (``default_env_kwargs``), then ``env_overrides`` (e.g. ``criterion`` for the uniform baseline).
+    Each job's spec is :meth:`Entry.run_spec`: the suite's environment keywords, then ``env_overrides`` (e.g.
+    ``criterion`` for the uniform baseline), on the environment and action type the agent declares.
     """
     jobs, skipped = [], []
     for entry in suite.entries:
-        kwargs = {**entry.env_kwargs, **agent_env_kwargs(agent), **(env_overrides or {})}
+        spec = entry.run_spec(agent, agent_kwargs, env_overrides=env_overrides, device=device)
         try:
-            env_id, action_type = compatible_environment(agent, agent_kwargs, entry.env, kwargs.get("action_type"))
+            env_id, action_type = compatible_environment(agent, agent_kwargs, entry.env, spec.env_kwargs.get("action_type"))
         except ValueError as error:
             skipped.append(f"{entry.name}: {error}")
             continue
-        for seed in seeds:
-            jobs.append(Job(suite.name, entry, seed, agent, agent_kwargs, env_id, {**kwargs, "action_type": action_type},
-                            out / entry.slug / f"seed-{seed}", cache, device))
+        spec = spec.replace(env=env_id).with_env(action_type=action_type)
+        jobs += [Job(suite.name, entry, spec.replace(seed=seed), out / entry.slug / f"seed-{seed}", cache) for seed in seeds]
     return jobs, skipped
-
-
-def _best_so_far(records: list[Any], episodes: int) -> list[float]:
-    """Best reward-split score among budget-meeting episodes after each episode (NaN before the first), padded to ``episodes``."""
-    best, curve = -np.inf, []
-    for record in records[:episodes]:
-        if record.budget_met:
-            best = max(best, record.score)
-        curve.append(best if np.isfinite(best) else float("nan"))
-    return curve + [curve[-1] if curve else float("nan")] * (episodes - len(curve))
 
 
 def run_job(job: Job) -> dict[str, Any]:
     """Search, then score by the suite's protocol; returns the run's result (``status`` ok or failed, never raises)."""
-    folder = RunFolder(job.run_dir)
     score_path = job.run_dir / "score.json"
     if score_path.exists():
         return json.loads(score_path.read_text())
@@ -120,12 +113,7 @@ def run_job(job: Job) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         suite = get_suite(job.suite)
-        env_fields = {name: job.env_kwargs[name] for name in SearchConfig.ENV_FIELDS if name in job.env_kwargs}
-        config = SearchConfig(task=job.entry.task, env=job.env, agent=job.agent, macs_budget=job.entry.macs_budget,
-                              episodes=job.entry.episodes, max_evaluations=job.entry.episodes, seed=job.seed,
-                              device=job.device, agent_kwargs=job.agent_kwargs,
-                              env_kwargs={k: v for k, v in job.env_kwargs.items() if k not in env_fields}, **env_fields)
-        summary = run_search(config, job.run_dir, resume=folder.config_path.exists(), progress=False)
+        summary = run_search(job.spec, job.run_dir, progress=False)
         if summary["interrupted"]:
             raise KeyboardInterrupt
         result = score_run(job, suite, summary)
@@ -151,36 +139,21 @@ def score_run(job: Job, suite: Suite, summary: dict[str, Any]) -> dict[str, Any]
     weights = None
     if checkpoint is not None and (checkpoint / "weights.pt").exists():
         weights = torch.load(checkpoint / "weights.pt", map_location=job.device, weights_only=True)
-    bn_recalibration = int(job.env_kwargs.get("bn_recalibration", 0))
+    bn_recalibration = int(job.spec.env_kwargs.get("bn_recalibration", 0))
     references = entry_references(job.entry, suite.recovery, suite.baseline_criterion, job.cache, job.device)
-    recovered = RecoveryScorer(job.entry.task, suite.recovery, job.cache / "recovered", job.device).score(
+    recovered = RecoveryScorer(job.entry.task, suite.recovery, job.cache, job.device).score(
         keep, bn_recalibration=bn_recalibration, weights=weights)
     normalised = references.normalise(recovered.test_score) if best.budget_met else 0.0
-    proxy_gap = references.unpruned_proxy_score - references.uniform_proxy_score
-    curve = [(score - references.uniform_proxy_score) / proxy_gap if proxy_gap > 0 and np.isfinite(score) else 0.0
-             for score in _best_so_far(records, job.entry.episodes)]
+    curve = [references.normalise_proxy(score) for score in best_score_curve(records, job.entry.episodes)]
     return {
         "entry": job.entry.name, "seed": job.seed, "agent": job.agent, "status": "ok" if best.budget_met else "budget-missed",
-        "env": job.env, "action_type": job.env_kwargs.get("action_type"), "best_episode": best.episode,
+        "env": job.spec.env, "action_type": job.spec.env_kwargs.get("action_type"), "best_episode": best.episode,
         "proxy_score": best.score, "macs_ratio": best.macs_ratio, "params_ratio": best.params_ratio, "budget_met": best.budget_met,
         "mask": mask_digest(keep), "test_scores": list(recovered.test_scores), "test_score": recovered.test_score,
         "test_standard_error": standard_error(recovered.test_score, recovered.test_samples), "normalised": normalised,
         "evaluations": summary["evaluations"], "episodes": summary["episodes_done"], "search_seconds": summary["seconds"],
         "normalised_proxy_curve": curve, "references": dataclasses.asdict(references),
     }
-
-
-def _preflight(job: Job) -> None:
-    """Build the first job's environment and agent once, so hyper-parameters the agent rejects fail before any run starts."""
-    import gymnasium as gym
-
-    from prune_gym.agent_api import make_agent
-
-    env = gym.make(job.env, task=job.entry.task, macs_budget=job.entry.macs_budget, device=job.device, **job.env_kwargs)
-    try:
-        make_agent(job.agent, env, seed=job.seed, **job.agent_kwargs)
-    finally:
-        env.close()
 
 
 def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
@@ -226,7 +199,8 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     agent_kwargs = agent_hyperparameters(agent, given)
     env_overrides = dict(env_overrides or {})
     out = Path(out)
-    jobs, skipped = plan(suite, agent, agent_kwargs, seeds, out, Path(cache) if cache else out / "cache", device, env_overrides)
+    jobs, skipped = plan(suite, agent, agent_kwargs, seeds, out, RecoveryCache(Path(cache) if cache else out / "cache"), device,
+                         env_overrides)
     if not jobs:
         raise ValueError(f"agent {agent!r} fits no entry of suite {suite.name!r}: " + "; ".join(skipped))
     _check_manifest(out, {"suite": suite.name, "agent": agent, "agent_kwargs": agent_kwargs, "agent_kwargs_given": given,
@@ -234,7 +208,7 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     tasks = {job.entry.task for job in jobs}
     for task in tasks:
         get_task(task).load_model(progress=progress)  # pretrains small tasks once, before any worker starts
-    _preflight(jobs[0])
+    check_spec(jobs[0].spec)
     bar = tqdm(total=len(jobs), desc=f"{agent} on {suite.name} (entries x seeds)", disable=not progress, unit="run")
     for job, result in (executor or LocalExecutor()).run(run_job, jobs):
         bar.set_postfix(last=f"{job.entry.name} seed {job.seed}: {result['status']}")

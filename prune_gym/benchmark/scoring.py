@@ -31,6 +31,7 @@ from torch import nn
 
 from prune_gym.benchmark.suites import Entry, Recovery
 from prune_gym.pruning import PrunableNetwork, recalibrate_batchnorm
+from prune_gym.runs import RunSpec
 from prune_gym.storage import file_sha256, write_atomic
 from prune_gym.tasks import Task, evaluate, fine_tune, get_task
 
@@ -44,6 +45,32 @@ def mask_digest(keep: list[np.ndarray] | tuple[np.ndarray, ...]) -> str:
 def standard_error(score: float, samples: int) -> float:
     """Binomial standard error of an accuracy measured on ``samples`` images (an approximation for other metrics)."""
     return math.sqrt(max(score * (1.0 - score), 0.0) / max(samples, 1))
+
+
+@dataclass(frozen=True)
+class RecoveryCache:
+    """Where recovered networks' test scores (``recovered/<key>.json``) and entries' references
+    (``references-<key>.json``) are kept. Benchmarks, tuning, fidelity studies and experiments may share one: every
+    key carries the task's checkpoint, the mask or entry, and the recovery protocol."""
+
+    root: Path
+
+    def recovered(self, key: str) -> Path:
+        """The file of one recovered network's scores."""
+        return self.root / "recovered" / f"{key}.json"
+
+    def references(self, key: str) -> Path:
+        """The file of one entry's references."""
+        return self.root / f"references-{key}.json"
+
+    def read(self, path: Path) -> dict[str, Any] | None:
+        """A cached record, or None when it is not cached yet."""
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def write(self, path: Path, record: dict[str, Any]) -> None:
+        """Cache a record atomically."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(record))
 
 
 @dataclass(frozen=True)
@@ -64,10 +91,10 @@ class Recovered:
 class RecoveryScorer:
     """Recovers keep-masks of one task with one :class:`Recovery` and scores them on the test split (cached on disk)."""
 
-    def __init__(self, task: str | Task, recovery: Recovery, cache: Path, device: str = "cpu") -> None:
+    def __init__(self, task: str | Task, recovery: Recovery, cache: RecoveryCache, device: str = "cpu") -> None:
         self.task = get_task(task)
         self.recovery = recovery
-        self.cache = Path(cache)
+        self.cache = cache
         self.device = device
         self.model = self.task.load_model(device=device, progress=False)
         self.checkpoint = file_sha256(self.task.checkpoint_path())
@@ -79,17 +106,16 @@ class RecoveryScorer:
         source = self.model if weights is None else self._with(weights)
         weights_tag = "pretrained" if weights is None else hashlib.sha256(
             b"".join(t.detach().cpu().numpy().tobytes() for t in weights.values())).hexdigest()[:16]
-        scores = []
+        scores, cached = [], {}
         for seed in self.recovery.seeds:
             key = f"{self.task.name}-{self.checkpoint[:16]}-{weights_tag}-{mask_digest(keep)}-bn{bn_recalibration}-" \
                   f"{self.recovery.steps}steps-seed{seed}"
-            path = self.cache / f"{key}.json"
-            if path.exists():
-                cached = json.loads(path.read_text())
-            else:
-                cached = self._recover(source, keep, bn_recalibration, seed)
-                self.cache.mkdir(parents=True, exist_ok=True)
-                write_atomic(path, json.dumps(cached))
+            path = self.cache.recovered(key)
+            record = self.cache.read(path)
+            if record is None:
+                record = self._recover(source, keep, bn_recalibration, seed)
+                self.cache.write(path, record)
+            cached = record
             scores.append(cached["test_score"])
         return Recovered(tuple(scores), len(self.splits.test_y), cached["macs"], cached["params"])
 
@@ -132,24 +158,41 @@ class EntryReferences:
         gap = self.unpruned_test_score - self.uniform_test_score
         return (test_score - self.uniform_test_score) / gap if gap > 0 else 0.0
 
+    def normalise_proxy(self, proxy_score: float) -> float:
+        """A reward-split score on the same scale (0 = uniform, 1 = unpruned); 0 for NaN (no budget-meeting episode yet)."""
+        gap = self.unpruned_proxy_score - self.uniform_proxy_score
+        return (proxy_score - self.uniform_proxy_score) / gap if gap > 0 and math.isfinite(proxy_score) else 0.0
 
-def entry_references(entry: Entry, recovery: Recovery, baseline_criterion: str, cache: Path, device: str = "cpu") -> EntryReferences:
+
+REFERENCE_PROTOCOL_IGNORES = ("reward", "reward_kwargs", "observation", "action_type", "rate_levels", "criterion", "device")
+
+
+def protocol_spec(entry: Entry, device: str = "cpu", **overrides: Any) -> RunSpec:
+    """An entry's reward protocol on ``LayerRate-v0``, what uniform references and fidelity candidates are scored with:
+    the entry's environment keywords (``macs_budget``, ``reward_samples``, ``bn_recalibration``, ``recovery_steps``,
+    ``batch_size``, ``max_rate``, ...) but those only an agent's episode uses (reward, observation, action type,
+    criterion), then ``overrides``."""
+    kept = {key: value for key, value in entry.run_spec("uniform").env_kwargs.items() if key not in REFERENCE_PROTOCOL_IGNORES}
+    return RunSpec(task=entry.task, env="LayerRate-v0", env_kwargs={**kept, **overrides, "device": device})
+
+
+def entry_references(entry: Entry, recovery: Recovery, baseline_criterion: str, cache: RecoveryCache,
+                     device: str = "cpu") -> EntryReferences:
     """Measure (or read from ``cache``) the unpruned and the uniform-``baseline_criterion`` test scores of an entry."""
-    import gymnasium as gym
-
-    scorer = RecoveryScorer(entry.task, recovery, cache / "recovered", device)
-    path = cache / f"references-{entry.slug}-{scorer.checkpoint[:16]}-{baseline_criterion}-{recovery.steps}-{recovery.seeds}.json"
-    if path.exists():
-        return EntryReferences(**json.loads(path.read_text()))
-    protocol = {key: value for key, value in entry.env_kwargs.items() if key in ("reward_samples", "bn_recalibration", "batch_size")}
-    env: Any = gym.make("LayerRate-v0", task=entry.task, macs_budget=entry.macs_budget, device=device, criterion=baseline_criterion,
-                        **protocol).unwrapped
+    scorer = RecoveryScorer(entry.task, recovery, cache, device)
+    spec = protocol_spec(entry, device, criterion=baseline_criterion)
+    protocol = {key: value for key, value in spec.env_kwargs.items() if key != "device"}
+    digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:12]
+    path = cache.references(f"{entry.slug}-{scorer.checkpoint[:16]}-{recovery.steps}-{recovery.seeds}-{digest}")
+    cached = cache.read(path)
+    if cached is not None:
+        return EntryReferences(**cached)
+    env: Any = spec.make_env().unwrapped
     budget = env.rate_budget()
     keep = budget.keep_masks(budget.kept_counts(budget.uniform_rates()))
-    recovered = scorer.score(keep, bn_recalibration=int(entry.env_kwargs.get("bn_recalibration", 0)))
+    recovered = scorer.score(keep, bn_recalibration=int(protocol.get("bn_recalibration", 0)))
     references = EntryReferences(entry.name, scorer.unpruned_test_score(), recovered.test_score, env.score_before,
                                  env.evaluator.score(keep), env.network.macs_params(keep)[0] / env.network.original_macs,
                                  recovered.test_samples, scorer.checkpoint)
-    cache.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(asdict(references)))
+    cache.write(path, asdict(references))
     return references

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prune_gym.registry import Registry
+from prune_gym.runs import RunSpec
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,16 @@ class Entry:
     def slug(self) -> str:
         """The entry's name as a folder name."""
         return re.sub(r"[^A-Za-z0-9._-]+", "_", self.name)
+
+    def run_spec(self, agent: str, agent_kwargs: Mapping[str, Any] | None = None, seed: int = 0,
+                 env_overrides: Mapping[str, Any] | None = None, device: str | None = None) -> RunSpec:
+        """The run of ``agent`` on this entry: the entry's environment keywords and MACs budget, then
+        ``env_overrides`` (e.g. ``criterion`` for a uniform baseline), capped at ``episodes`` reward evaluations."""
+        env_kwargs = {**self.env_kwargs, "macs_budget": self.macs_budget, **(env_overrides or {})}
+        if device is not None:
+            env_kwargs["device"] = device
+        return RunSpec(task=self.task, env=self.env, env_kwargs=env_kwargs, agent=agent, agent_kwargs=dict(agent_kwargs or {}),
+                       episodes=self.episodes, max_evaluations=self.episodes, seed=seed)
 
 
 @dataclass(frozen=True)

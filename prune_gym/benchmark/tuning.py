@@ -6,9 +6,10 @@ hyper-parameters, drawn from a ``space.yaml`` by Optuna's TPE
 scheduler. A trial searches every entry of the suite the agent fits, once per
 **tuning seed** (disjoint from the suite's benchmark seeds, so the benchmark
 never scores a seed the configuration was picked on), each search with the
-entry's episode budget. After every episode it reports the mean over its
-searches so far of the best-so-far reward-split score among budget-meeting
-episodes, normalised per entry like the benchmark's sample-efficiency curves
+entry's episode and evaluation budget (as the benchmark gives it). After every
+episode it reports the mean over its searches so far of the reward-split score
+of the best episode so far (the rule that picks the mask the benchmark
+recovers; 0 before an episode meets the budget), normalised per entry like the benchmark's sample-efficiency curves
 (0 = uniform pruning with the suite's baseline criterion, 1 = the unpruned
 network: comparable across entries), or raw (``metric="proxy"``). ASHA
 compares trials at equal episode counts and stops the weak ones early. The
@@ -28,7 +29,6 @@ reads; ``tuning.json`` records every trial and the episodes spent.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import time
@@ -38,10 +38,11 @@ from typing import Any
 
 from prune_gym.benchmark.executors import limit_threads
 from prune_gym.benchmark.ray_executor import LOCAL, check_cluster_fits, check_resources, granted_device, ray_session
-from prune_gym.benchmark.runner import Job, _preflight, machine, plan
-from prune_gym.benchmark.scoring import entry_references
+from prune_gym.benchmark.runner import Job, machine, plan
+from prune_gym.benchmark.scoring import EntryReferences, RecoveryCache, entry_references
 from prune_gym.benchmark.suites import get_suite
-from prune_gym.runs import EpisodeRecord, SearchConfig
+from prune_gym.runs import EpisodeRecord
+from prune_gym.search import check_spec
 from prune_gym.storage import write_atomic
 
 METRIC = "best_so_far"
@@ -113,11 +114,11 @@ def representative(space: dict[str, tuple[str, list[Any]]]) -> dict[str, Any]:
 class TuningPlan:
     """What every trial runs: one search per job (entry x tuning seed) and how an episode's score becomes the metric.
 
-    ``references`` maps an entry to (uniform proxy score, unpruned proxy score); empty for the raw proxy metric.
+    ``references`` maps an entry's name to its references; empty for the raw proxy metric.
     """
 
     searches: tuple[Job, ...]
-    references: dict[str, tuple[float, float]]
+    references: dict[str, EntryReferences]
     folder: Path
     cpus_per_run: float
     gpus_per_run: float
@@ -128,21 +129,11 @@ class TuningPlan:
         return sum(job.entry.episodes for job in self.searches)
 
     def value(self, entry: str, best: float) -> float:
-        """A search's best-so-far score as the metric: normalised by the entry's references, raw, or 0 before any budget-meeting episode."""
+        """The score of a search's best episode so far as the metric: normalised by the entry's references, raw, or 0
+        before any budget-meeting episode (NaN)."""
         if not math.isfinite(best):
             return 0.0
-        if not self.references:
-            return best
-        uniform, unpruned = self.references[entry]
-        return (best - uniform) / (unpruned - uniform) if unpruned > uniform else 0.0
-
-
-def search_config(job: Job, agent_kwargs: dict[str, Any], device: str) -> SearchConfig:
-    """The search of a benchmark job (an entry and a seed) with the given hyper-parameters and device."""
-    env_fields = {name: job.env_kwargs[name] for name in SearchConfig.ENV_FIELDS if name in job.env_kwargs}
-    return SearchConfig(task=job.entry.task, env=job.env, agent=job.agent, macs_budget=job.entry.macs_budget,
-                        episodes=job.entry.episodes, seed=job.seed, agent_kwargs=agent_kwargs,
-                        env_kwargs={k: v for k, v in job.env_kwargs.items() if k not in env_fields}, **{**env_fields, "device": device})
+        return self.references[entry].normalise_proxy(best) if self.references else best
 
 
 class _Reporter:
@@ -153,14 +144,13 @@ class _Reporter:
 
         self.plan, self.report = plan, tune.report
         self.finished: list[float] = []
-        self.entry, self.best = "", -math.inf
+        self.entry, self.best = "", math.nan
 
     def start(self, entry: str) -> None:
-        self.entry, self.best = entry, -math.inf
+        self.entry, self.best = entry, math.nan
 
-    def on_episode(self, record: EpisodeRecord, _best: EpisodeRecord) -> None:
-        if record.budget_met:
-            self.best = max(self.best, record.score)
+    def on_episode(self, _record: EpisodeRecord, best: EpisodeRecord) -> None:
+        self.best = best.score if best.budget_met else math.nan  # the search's best episode, by the rule that picks its mask
         current = self.plan.value(self.entry, self.best)
         self.report({METRIC: (sum(self.finished) + current) / (len(self.finished) + 1), "search": len(self.finished)})
 
@@ -180,8 +170,9 @@ def _trial(hyperparameters: dict[str, Any], tuning: TuningPlan) -> None:
     reporter = _Reporter(tuning)
     for job in tuning.searches:
         reporter.start(job.entry.name)
-        config = search_config(job, {**job.agent_kwargs, **hyperparameters}, device or job.device)
-        run_search(config, folder / job.entry.slug / f"seed-{job.seed}", progress=False, on_episode=reporter.on_episode)
+        spec = job.spec.replace(agent_kwargs={**job.spec.agent_kwargs, **hyperparameters})
+        run_search(spec.with_env(device=device) if device else spec, folder / job.entry.slug / f"seed-{job.seed}",
+                   progress=False, on_episode=reporter.on_episode)
         reporter.finish()
 
 
@@ -225,16 +216,15 @@ def tune_agent(agent: str, suite_name: str, space: dict[str, tuple[str, list[Any
     storage = Path(storage).resolve() if storage is not None else out
     from prune_gym.agent_api import agent_hyperparameters
 
-    jobs, skipped = plan(suite, agent, agent_hyperparameters(agent, {}), seeds, storage, storage / "cache", device,
-                         env_overrides)
+    cache = RecoveryCache(storage / "cache")
+    jobs, skipped = plan(suite, agent, agent_hyperparameters(agent, {}), seeds, storage, cache, device, env_overrides)
     if not jobs:
         raise ValueError(f"agent {agent!r} fits no entry of suite {suite.name!r}: " + "; ".join(skipped))
-    _preflight(dataclasses.replace(jobs[0], agent_kwargs=agent_hyperparameters(agent, representative(space))))
-    references: dict[str, tuple[float, float]] = {}
+    check_spec(jobs[0].spec.replace(agent_kwargs=agent_hyperparameters(agent, representative(space))))
+    references: dict[str, EntryReferences] = {}
     if metric == "normalised":
         for entry in {job.entry.name: job.entry for job in jobs}.values():
-            measured = entry_references(entry, suite.recovery, suite.baseline_criterion, storage / "cache", device)
-            references[entry.name] = (measured.uniform_proxy_score, measured.unpruned_proxy_score)
+            references[entry.name] = entry_references(entry, suite.recovery, suite.baseline_criterion, cache, device)
     trial_plan = TuningPlan(tuple(jobs), references, storage / "trials", cpus_per_run, gpus_per_run)
     grace = max(1, jobs[0].entry.episodes // 4) if grace_period is None else grace_period
     if isinstance(grace, bool) or not isinstance(grace, int) or not 0 < grace <= trial_plan.episodes:
