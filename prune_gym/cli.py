@@ -404,14 +404,14 @@ def _catalogue(what: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
                 [(env_id, ", ".join(environment_class(env_id).action_types), _doc(environment_class(env_id)))
                  for env_id in list_environments()])
     if what == "models":
-        from prune_gym.tasks.models import _MODELS
+        from prune_gym.tasks.models import get_model, list_models
 
         return ("model", "input (C, H, W)", "description"), [(name, str(spec.input_shape), _doc(spec.factory))
-                                                             for name in _MODELS.names() for spec in [_MODELS.get(name)]]
+                                                             for name in list_models() for spec in [get_model(name)]]
     if what == "datasets":
-        from prune_gym.tasks.data import _DATASETS
+        from prune_gym.tasks.data import get_dataset_loader, list_datasets
 
-        return ("dataset", "description"), [(name, _doc(_DATASETS.get(name))) for name in _DATASETS.names()]
+        return ("dataset", "description"), [(name, _doc(get_dataset_loader(name))) for name in list_datasets()]
     if what == "rewards":
         from prune_gym.rewards import get_reward, list_rewards
 
@@ -528,7 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--agent", required=True, help="agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO")
     benchmark.add_argument("--suite", required=True, help="suite name (`prune-gym list suites`)")
     benchmark.add_argument("--out", required=True, help="results folder (one per suite, agent and hyper-parameters)")
-    benchmark.add_argument("--seeds", nargs="+", default=None, metavar="SEEDS",
+    benchmark.add_argument("--seeds", nargs="*", default=None, metavar="SEEDS",
                            help="seeds or ranges, e.g. 0-4 or 0 3 7 (default: the suite's)")
     benchmark.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="agent hyper-parameter")
     benchmark.add_argument("--agent-config", default=None, metavar="FILE", help="JSON file of agent hyper-parameters")
@@ -551,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--trials", type=int, required=True, help="configurations to try (the same for every agent compared)")
     tune.add_argument("--space", required=True, metavar="YAML",
                       help="search space: NAME: {uniform|loguniform|randint: [LOW, HIGH]} or NAME: {choice: [V1, V2, ...]}")
-    tune.add_argument("--tuning-seeds", nargs="+", default=None, metavar="SEEDS",
+    tune.add_argument("--tuning-seeds", nargs="*", default=None, metavar="SEEDS",
                       help="seeds or ranges of the tuning searches, disjoint from the suite's (default: 100-101)")
     tune.add_argument("--metric", choices=["normalised", "proxy"], default="normalised",
                       help="best-so-far reward-split score, normalised per entry (default) or raw")
@@ -613,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="extra environment keyword")
     search.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="extra agent keyword")
     search.add_argument("--quiet", action="store_true", help="no progress bar")
-    search.add_argument("--seeds", nargs="+", default=None, metavar="SEEDS",
+    search.add_argument("--seeds", nargs="*", default=None, metavar="SEEDS",
                         help="search once per seed (e.g. 0-4, or 0 3 7), one run folder per seed: --run-dir RUN gives RUN/seed-N")
     _add_executor_options(search)
     search.set_defaults(handler=_search)

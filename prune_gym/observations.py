@@ -170,7 +170,7 @@ class LayerEmbedding(Observation):
 
 
 def feature_criteria() -> list[str]:
-    """The registered criteria the ``filters`` observation uses as per-filter features."""
+    """The registered importance criteria marked as per-filter features (what ``filters`` observes; agents may read them too)."""
     return [name for name in list_importance_criteria() if get_importance(name).feature]
 
 

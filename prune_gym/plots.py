@@ -2,7 +2,7 @@
 
 :func:`plot_runs` groups the runs that differ only in their seed (same agent,
 environment and agent arguments) and writes each figure as PNG (200 dpi) and
-PDF (vector, TrueType fonts):
+PDF (vector, TrueType fonts), :func:`plot_run` those of one run into its own folder:
 
 * ``learning_curve``: the best episode so far (budget met first, then the
   highest return, as the search ranks them): its return, and its score once it
@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from prune_gym.runs import EpisodeRecord, RunFolder, SearchConfig, best_episode
+from prune_gym.runs import EpisodeRecord, RunFolder, RunSpec, best_episode
+from prune_gym.runs import best_so_far as best_episodes_so_far
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -52,7 +53,7 @@ class PlottedRun:
     """What the figures read from a run folder."""
 
     path: Path
-    config: SearchConfig
+    config: RunSpec
     records: list[EpisodeRecord]
     metric: str
     score_before: float | None
@@ -65,7 +66,7 @@ class PlottedRun:
             ValueError: the run has no finished episode.
         """
         folder = RunFolder(path)
-        config = folder.read_config()
+        config = folder.read_spec()
         records, _ = folder.episodes()
         if not records:
             raise ValueError(f"run {folder.path} has no finished episode yet: nothing to plot")
@@ -100,7 +101,7 @@ class RunGroup:
         return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
 
 
-def _settings(config: SearchConfig) -> dict[tuple[str, str], str]:
+def _settings(config: RunSpec) -> dict[tuple[str, str], str]:
     """What makes runs different experiments (all but the seed, length and logging), values as JSON."""
     fields = {name: value for name, value in asdict(config).items() if name not in _NOT_SETTINGS | {"env_kwargs", "agent_kwargs"}}
     settings = {("", name): value for name, value in fields.items()}
@@ -144,13 +145,8 @@ def group_runs(runs: Sequence[PlottedRun]) -> list[RunGroup]:
 def best_so_far(records: Sequence[EpisodeRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """After each episode: reward-split evaluations so far, the best episode's return, and its score once it meets
     the budget (NaN before)."""
-    best: EpisodeRecord | None = None
-    rows = []
-    for record in records:
-        if record.ranks_above(best):
-            best = record
-        assert best is not None
-        rows.append((record.evaluations, best.episode_return, best.score if best.budget_met else np.nan))
+    rows = [(record.evaluations, best.episode_return, best.score if best.budget_met else np.nan)
+            for record, best in zip(records, best_episodes_so_far(list(records)))]
     evaluations, returns, scores = np.array(rows, dtype=float).T
     return evaluations, returns, scores
 
@@ -342,3 +338,8 @@ def plot_runs(run_dirs: Sequence[str | Path], output: str | Path) -> list[Path]:
                 paths.append(folder / f"{name}{suffix}")
                 figure.savefig(paths[-1])
     return paths
+
+
+def plot_run(run_dir: str | Path) -> list[Path]:
+    """Draw one run's figures into its own folder (:func:`plot_runs`); returns the PNG and PDF paths."""
+    return plot_runs([run_dir], run_dir)

@@ -25,6 +25,7 @@ from prune_gym.pruning import PrunableNetwork, count_macs_params, recalibrate_ba
 from prune_gym.runs import RunFolder, load_mask
 from prune_gym.storage import write_atomic
 from prune_gym.tasks import evaluate, fine_tune, get_task
+from prune_gym.validation import check_int
 
 
 def pruned_network(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, nn.Module, list[np.ndarray]]:
@@ -37,7 +38,7 @@ def pruned_network(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module,
         RunError: no finished episode, or a mask that does not fit the task's network.
     """
     folder = RunFolder(run_dir)
-    config = folder.read_config()
+    config = folder.read_spec()
     if not folder.best_mask_path.exists():
         raise RunError(f"{folder.path} has no best_mask.npz: no episode finished yet")
     task = get_task(config.task)
@@ -72,7 +73,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
     if not output.parent.is_dir():
         raise RunError(f"cannot write {output}: folder {output.parent} does not exist")
     _, pruned, keep = pruned_network(folder.path)
-    write_atomic(output, lambda handle: torch.save(_payload(folder.read_config().task, keep, pruned), handle))
+    write_atomic(output, lambda handle: torch.save(_payload(folder.read_spec().task, keep, pruned), handle))
     return output
 
 
@@ -111,10 +112,9 @@ def fine_tune_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", pro
     Reports the test score of the original, the pruned and the fine-tuned
     network, their MACs and params, and CPU/GPU latency of a 100-image batch.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"invalid epochs={epochs!r}: expected a positive number of fine-tuning epochs")
+    epochs = check_int("epochs", epochs, 1, "a positive number of fine-tuning epochs")
     folder = RunFolder(run_dir)
-    task = get_task(folder.read_config().task)
+    task = get_task(folder.read_spec().task)
     original, pruned, keep = pruned_network(folder.path, device)
     splits = task.splits(device)
     report: dict[str, Any] = {"metric": task.metric, "test_score_original": evaluate(original, splits.test_x, splits.test_y, task.metric),

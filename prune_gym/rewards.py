@@ -47,6 +47,7 @@ from typing import Any
 
 from prune_gym.registry import Registry, first_line
 from prune_gym.state import EpisodeState
+from prune_gym.validation import check_real
 
 RewardFunction = Callable[..., float]
 ENTRY_POINT_GROUP = "prune_gym.rewards"
@@ -152,8 +153,8 @@ def amc_params_reward(state: EpisodeState) -> float:
 @register_reward("try-and-learn")
 def try_and_learn_reward(state: EpisodeState, drop_allowance: float = 0.02) -> float:
     """Try-and-learn psi x phi for the group decided last; ``drop_allowance`` is the paper's b."""
-    if drop_allowance <= 0:
-        raise ValueError(f"try-and-learn drop_allowance (b) must be > 0, got {drop_allowance}")
+    drop_allowance = check_real("drop_allowance", drop_allowance, 0.0, math.inf, low_open=True, high_open=True,
+                                expected="a positive drop allowance b (a fraction of the score, e.g. 0.02)")
     psi = (drop_allowance - state.score_drop) / drop_allowance
     phi = math.log(1.0 / state.kept_fractions[state.last_group_index])
     return psi * phi

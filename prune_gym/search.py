@@ -34,10 +34,11 @@ from prune_gym.agent_api import agent_hyperparameters, compatible_environment, l
 from prune_gym.envs import environment_class
 from prune_gym.envs.base import PruningEnv
 from prune_gym.errors import RunError
+from prune_gym.plots import plot_run
 from prune_gym.rewards import get_reward
 from prune_gym.runs import WANDB_MODES, EpisodeRecord, RunFolder, RunSpec, best_episode, save_mask, type_errors
 from prune_gym.tasks import get_task
-from prune_gym.tracking import Tracker, plot_run
+from prune_gym.tracking import Tracker
 from prune_gym.validation import check_choice, check_int
 from prune_gym.wrappers import EpisodeBudgetExhausted, EpisodeRecorder
 

@@ -3,7 +3,7 @@
 One wandb run per run folder: its id is created once and kept in the folder
 (``wandb_run_id.txt``), so ``--resume`` continues the same wandb run and two
 folders never merge, whatever their names. The run's config is the resolved
-:class:`~prune_gym.runs.SearchConfig` plus ``prune_gym_version`` and
+:class:`~prune_gym.runs.RunSpec` plus ``prune_gym_version`` and
 ``git_commit`` (of prune_gym's source checkout, when it is one); its group
 defaults to task/env/budget/reward (:func:`default_group`), so agents and seeds
 of one setting compare side by side; its tags are the agent, ``seed=N`` and
@@ -40,20 +40,20 @@ from pathlib import Path
 from typing import Any
 
 from prune_gym.errors import RunError
-from prune_gym.runs import EpisodeRecord, SearchConfig
+from prune_gym.runs import EpisodeRecord, RunSpec
 
 RUN_ID_FILE = "wandb_run_id.txt"
 _EPISODE_FIELDS = {"return": "episode_return", "score": "score", "macs_ratio": "macs_ratio", "params_ratio": "params_ratio",
                    "budget_met": "budget_met"}
 
 
-def default_group(config: SearchConfig) -> str:
+def default_group(config: RunSpec) -> str:
     """The wandb group of runs that compare directly: ``<task>/<env>/macs<budget>/<reward>``."""
     budget = "default" if config.macs_budget is None else f"{config.macs_budget:g}"
     return f"{config.task}/{config.env}/macs{budget}/{config.reward or 'default'}"
 
 
-def run_tags(config: SearchConfig) -> list[str]:
+def run_tags(config: RunSpec) -> list[str]:
     """The agent, ``seed=N`` and the user's tags, without repeats."""
     return list(dict.fromkeys([config.agent, f"seed={config.seed}", *config.wandb_tags]))
 
@@ -75,11 +75,11 @@ def source_commit() -> str | None:
         return None
 
 
-def run_config(config: SearchConfig) -> dict[str, Any]:
+def run_config(config: RunSpec) -> dict[str, Any]:
     """The wandb config: the resolved search configuration, prune_gym's version and source commit."""
     from prune_gym import __version__
 
-    return {**asdict(config), "prune_gym_version": __version__, "git_commit": source_commit()}
+    return {**asdict(config), "wandb_tags": list(config.wandb_tags), "prune_gym_version": __version__, "git_commit": source_commit()}
 
 
 def run_id(run_dir: Path) -> str:
@@ -110,7 +110,7 @@ class Tracker:
         RunError: wandb cannot start (online without credentials, say).
     """
 
-    def __init__(self, config: SearchConfig, run_dir: Path) -> None:
+    def __init__(self, config: RunSpec, run_dir: Path) -> None:
         self.run: Any = None
         self._step_metrics = {"seconds": "episode", "episode/*": "episode", "best/*": "evaluations"}
         if config.wandb == "disabled":
@@ -165,10 +165,3 @@ class Tracker:
             outcome.update({f"best/{key}": best[key] for key in ("macs", "params", "kept_channels", "evaluations", "seconds")})
         self.run.summary.update(outcome)
         self.run.finish()
-
-
-def plot_run(run_dir: str | Path) -> list[Path]:
-    """Draw the run's figures (:func:`prune_gym.plots.plot_runs`) into its folder; returns the PNG and PDF paths."""
-    from prune_gym.plots import plot_runs
-
-    return plot_runs([run_dir], run_dir)

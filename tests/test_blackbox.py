@@ -132,7 +132,9 @@ def test_black_box_agents_are_entry_points_on_layer_rate():
     (CMAESAgent, {"population_size": 1}, "population_size=1"),
     (CMAESAgent, {"sigma0": 0.0}, "sigma0=0.0"),
     (CMAESAgent, {"mean0": 0.9}, "mean0=0.9"),
+    (CMAESAgent, {"sigma0": True}, "sigma0=True"),
     (TPEAgent, {"n_startup_trials": 0}, "n_startup_trials=0"),
+    (TPEAgent, {"n_ei_candidates": 2.0}, "n_ei_candidates=2.0"),
     (TPEAgent, {"multivariate": "yes"}, "multivariate='yes'"),
 ])
 def test_bad_hyperparameters_are_one_line_errors(agent_class, kwargs, message):

@@ -9,7 +9,7 @@ from torch import nn
 import prune_gym
 from prune_gym.cli import main
 from prune_gym.errors import CheckpointError, CheckpointMissingError, DatasetUnavailableError
-from prune_gym.tasks import evaluate, load_dataset, make_splits
+from prune_gym.tasks import evaluate, get_dataset_loader, get_model, load_dataset, make_splits
 
 SHARED = os.environ.get("PRUNE_GYM_DATA")
 needs_shared = pytest.mark.skipif(not SHARED or not os.path.isdir(SHARED), reason="../shared/data is not present")
@@ -32,6 +32,7 @@ def test_digits_splits_are_disjoint_fixed_and_sized():
     assert not torch.equal(other.reward_x, splits.reward_x)
 
 
+@pytest.mark.data_absent
 @needs_shared
 def test_mnist_and_cifar10_subset_load_from_shared_data():
     mnist = load_dataset("mnist")
@@ -59,6 +60,18 @@ def test_unknown_names_list_the_known_ones():
         load_dataset("imagenet")
     assert {"lenet5-digits", "lenet5-mnist", "lenet5-fashion-mnist", "resnet20-cifar10", "resnet56-cifar10",
             "vgg16-cifar10", "resnet20-cifar10-subset", "vgg16-cifar10-subset"} <= set(prune_gym.list_tasks())
+    with pytest.raises(ValueError, match="resnet20"):
+        get_model("resnet21")
+    with pytest.raises(ValueError, match="cifar10-subset"):
+        get_dataset_loader("imagenet")
+
+
+def test_registered_models_and_datasets_are_read_through_public_accessors(tmp_path):
+    spec = get_model("lenet5")
+    assert spec.name == "lenet5" and spec.input_shape == (1, 28, 28)
+    assert isinstance(spec.factory(num_classes=10, in_channels=1), nn.Module)
+    arrays = get_dataset_loader("digits")(tmp_path, False)
+    assert arrays.input_shape == (1, 28, 28) and len(arrays.y_train) == len(load_dataset("digits").y_train)
 
 
 def test_lenet5_digits_pretrains_to_97_percent_and_round_trips(tmp_path, monkeypatch):

@@ -7,6 +7,7 @@ import torch
 
 import prune_gym
 from agents.try_and_learn import FilterPolicy, TryAndLearnAgent, fit_drop_allowance, learn_decision
+from prune_gym.observations import feature_criteria
 from prune_gym.pruning import PrunableNetwork
 from prune_gym.pruning.compact import CompactNetwork
 from prune_gym.pruning.evaluation import MaskEvaluator
@@ -36,12 +37,29 @@ def test_one_policy_network_serves_layers_of_any_width():
     for width in (1, 3, 512):
         assert policy(torch.randn(width, 5)).shape == (width,)
     features = agent.features(1)
-    assert features.shape == (16, len(agent.criteria))
+    assert agent.criteria == feature_criteria() and features.shape == (16, len(agent.criteria))
     np.testing.assert_allclose(features[:, agent.criteria.index("l1")].mean(), 0.0, atol=1e-6)
     with pytest.raises(ValueError, match="sparse"):
         TryAndLearnAgent(gym.make("prune_gym:FilterSelect-v0", task="lenet5-digits", reward="error"))
     with pytest.raises(ValueError, match="convergence"):
         TryAndLearnAgent(env, convergence=0.5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"trials_per_update": 1}, "trials_per_update=1: expected an integer >= 2"),
+    ({"hidden": True}, "hidden=True: expected an integer >= 1"),
+    ({"initial_keep": 1.0}, r"initial_keep=1.0: expected a number in \(0, 1\)"),
+    ({"lr": 0}, "lr=0: expected a positive learning rate"),
+])
+def test_bad_hyperparameters_are_one_line_errors(kwargs, message):
+    with pytest.raises(ValueError, match=f"invalid {message}"):
+        TryAndLearnAgent(recorded(), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"macs_budget": 1.0}, "macs_budget=1.0"), ({"probes": 0}, "probes=0")])
+def test_bad_drop_allowance_search_arguments_fail_before_any_run(kwargs, message):
+    with pytest.raises(ValueError, match=f"invalid {message}"):
+        fit_drop_allowance(lambda b: pytest.fail("no run may start"), **{"macs_budget": 0.5, **kwargs})
 
 
 def test_layers_are_learned_in_order_with_fine_tuning_between_them():
@@ -131,6 +149,7 @@ def trial_masks(network: PrunableNetwork, rng: np.random.Generator, trials: int)
         yield [np.append(rng.random(g.num_channels - 1) < 0.5, True) for g in network.groups]
 
 
+@pytest.mark.data_absent
 @pytest.mark.parametrize("name, recalibrate", [("lenet5", False), ("resnet20", False), ("resnet20", True), ("vgg16", True)])
 def test_the_prefix_cache_gives_the_same_scores_and_is_used(name, recalibrate):
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -10,6 +11,7 @@ from cmaes import CMA
 
 from agents.baselines import RateSearchAgent
 from agents.common import random_state_to_json, set_random_state_from_json
+from prune_gym.validation import check_int, check_real
 
 
 def _to_json(value: Any) -> Any:
@@ -47,13 +49,12 @@ class CMAESAgent(RateSearchAgent):
         super().__init__(env, seed)
         sigma0 = self.max_rate / 4 if sigma0 is None else sigma0
         mean0 = self.max_rate / 2 if mean0 is None else mean0
-        if population_size is not None and (not isinstance(population_size, int) or population_size < 2):
-            raise ValueError(f"invalid population_size={population_size!r}: expected an integer >= 2 (or None for cmaes' default)")
-        if not isinstance(sigma0, (int, float)) or not sigma0 > 0:
-            raise ValueError(f"invalid sigma0={sigma0!r}: expected a positive step size in pruned-fraction units, e.g. 0.2")
-        if not isinstance(mean0, (int, float)) or not 0 <= mean0 <= self.max_rate:
-            raise ValueError(f"invalid mean0={mean0!r}: expected a pruned fraction in [0, max_rate={self.max_rate}]")
-        self.optimizer = CMA(mean=np.full(self.episode_length, float(mean0)), sigma=float(sigma0),
+        if population_size is not None:
+            population_size = check_int("population_size", population_size, 2, "an integer >= 2 (or None for cmaes' default)")
+        sigma0 = check_real("sigma0", sigma0, 0.0, math.inf, low_open=True, high_open=True,
+                            expected="a positive step size in pruned-fraction units, e.g. 0.2")
+        mean0 = check_real("mean0", mean0, 0.0, self.max_rate, expected=f"a pruned fraction in [0, max_rate={self.max_rate}]")
+        self.optimizer = CMA(mean=np.full(self.episode_length, mean0), sigma=sigma0,
                              bounds=np.tile([0.0, self.max_rate], (self.episode_length, 1)), seed=seed,
                              population_size=population_size)
         self.evaluated: list[tuple[np.ndarray, float]] = []

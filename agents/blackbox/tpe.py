@@ -12,6 +12,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 
 from agents.baselines import RateSearchAgent
 from agents.common import random_state_to_json, set_random_state_from_json
+from prune_gym.validation import check_bool, check_int
 
 
 class TPEAgent(RateSearchAgent):
@@ -37,11 +38,9 @@ class TPEAgent(RateSearchAgent):
     def __init__(self, env: gym.Env, seed: int | None = None, n_startup_trials: int = 10, n_ei_candidates: int = 24,
                  multivariate: bool = True) -> None:
         super().__init__(env, seed)
-        for name, value in (("n_startup_trials", n_startup_trials), ("n_ei_candidates", n_ei_candidates)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"invalid {name}={value!r}: expected an integer >= 1")
-        if not isinstance(multivariate, bool):
-            raise ValueError(f"invalid multivariate={multivariate!r}: expected True or False")
+        n_startup_trials = check_int("n_startup_trials", n_startup_trials, 1)
+        n_ei_candidates = check_int("n_ei_candidates", n_ei_candidates, 1)
+        multivariate = check_bool("multivariate", multivariate)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self.distributions: dict[str, BaseDistribution] = {
             f"rate_{g}": FloatDistribution(0.0, self.max_rate) for g in range(self.episode_length)}

@@ -63,6 +63,7 @@ from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainer, OnPolicyTr
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
 from agents.common import BaseAgent, global_random_state, random_state_to_json, set_global_random_state, set_random_state_from_json
+from prune_gym.validation import check_int, invalid
 
 CONTINUOUS: tuple[type[gym.Space], ...] = (gym.spaces.Box,)
 DISCRETE: tuple[type[gym.Space], ...] = (gym.spaces.Discrete,)
@@ -224,10 +225,11 @@ class TianshouAgent(BaseAgent):
         unknown = sorted(set(hyperparameters) - params_fields - set(trainer_fields))
         if unknown:
             raise ValueError(f"tianshou {name} has no hyper-parameter {unknown}; it takes {sorted(params_fields | set(trainer_fields))}")
-        if not (isinstance(episodes_per_update, int) and episodes_per_update >= 1):
-            raise ValueError(f"episodes_per_update must be a positive integer, got {episodes_per_update!r}")
-        if not (isinstance(warmup_episodes, int) and warmup_episodes >= 0) or (on_policy and warmup_episodes):
-            raise ValueError(f"warmup_episodes must be an integer >= 0 (0 for the on-policy {name}), got {warmup_episodes!r}")
+        episodes_per_update = check_int("episodes_per_update", episodes_per_update, 1, "a positive number of episodes")
+        warmup = f"0 (the on-policy {name} has no warm-up)" if on_policy else "a number of episodes >= 0"
+        warmup_episodes = check_int("warmup_episodes", warmup_episodes, 0, warmup)
+        if on_policy and warmup_episodes:
+            raise invalid("warmup_episodes", warmup_episodes, warmup)
         if seed is not None:  # the global generators tianshou draws from, seeded as its Experiment does
             np.random.seed(seed)
             torch.manual_seed(seed)

@@ -44,6 +44,7 @@ decision (and fine-tunes).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -53,24 +54,9 @@ import torch
 from torch import nn
 
 from agents.common import BaseAgent
-from prune_gym.pruning import UndefinedImportanceError, get_importance, list_importance_criteria
-
-
-def feature_criteria() -> list[str]:
-    """The registered importance criteria the policy reads as per-filter weight statistics."""
-    return [name for name in list_importance_criteria() if get_importance(name).feature]
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"invalid {name}={value!r}: expected an integer >= {minimum}")
-    return value
-
-
-def _check_fraction(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value < high:
-        raise ValueError(f"invalid {name}={value!r}: expected a number strictly between {low} and {high}")
-    return float(value)
+from prune_gym.observations import feature_criteria
+from prune_gym.pruning import UndefinedImportanceError
+from prune_gym.validation import check_int, check_real
 
 
 class FilterPolicy(nn.Module):
@@ -117,13 +103,13 @@ class TryAndLearnAgent(BaseAgent):
         if self.pruning_env.reward_spec.sparse:
             raise ValueError(f"try-and-learn learns each layer from its own step's reward, and reward "
                              f"{self.pruning_env.reward_spec.name!r} is sparse: use reward='try-and-learn'")
-        self.trials_per_update = _check_int("trials_per_update", trials_per_update, 2)
-        self.max_updates_per_layer = _check_int("max_updates_per_layer", max_updates_per_layer, 1)
-        self.fine_tune_steps = _check_int("fine_tune_steps", fine_tune_steps, 0)
-        self.convergence = _check_fraction("convergence", convergence, 0.0, 0.5)
-        self.initial_keep = _check_fraction("initial_keep", initial_keep, 0.0, 1.0)
-        lr = _check_fraction("lr", lr, 0.0, float("inf"))
-        hidden = _check_int("hidden", hidden, 1)
+        self.trials_per_update = check_int("trials_per_update", trials_per_update, 2)
+        self.max_updates_per_layer = check_int("max_updates_per_layer", max_updates_per_layer, 1)
+        self.fine_tune_steps = check_int("fine_tune_steps", fine_tune_steps, 0)
+        self.convergence = check_real("convergence", convergence, 0.0, 0.5, low_open=True, high_open=True)
+        self.initial_keep = check_real("initial_keep", initial_keep, 0.0, 1.0, low_open=True, high_open=True)
+        lr = check_real("lr", lr, 0.0, math.inf, low_open=True, high_open=True, expected="a positive learning rate, e.g. 0.05")
+        hidden = check_int("hidden", hidden, 1)
         self.criteria = feature_criteria()
         base_seed = 0 if seed is None else seed
         with torch.random.fork_rng(devices=[]):

@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.try_and_learn.agent import TryAndLearnAgent
+from prune_gym.validation import check_int, check_real
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,9 @@ def fit_drop_allowance(make_env: Callable[[float], gym.Env], macs_budget: float,
     Returns:
         The probe within the budget with the best score (None if none was), and every probe in order.
     """
-    if isinstance(macs_budget, bool) or not isinstance(macs_budget, (int, float)) or not 0 < macs_budget < 1:
-        raise ValueError(f"invalid macs_budget={macs_budget!r}: expected the fraction of MACs to keep, in (0, 1)")
-    if isinstance(probes, bool) or not isinstance(probes, int) or probes < 1:
-        raise ValueError(f"invalid probes={probes!r}: expected a positive number of try-and-learn runs")
+    macs_budget = check_real("macs_budget", macs_budget, 0.0, 1.0, low_open=True, high_open=True,
+                             expected="the fraction of MACs to keep, in (0, 1)")
+    probes = check_int("probes", probes, 1, "a positive number of try-and-learn runs")
     if not 0 < low < high:
         raise ValueError(f"invalid range low={low!r}, high={high!r}: expected 0 < low < high (drop allowances)")
     results = []

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prune_gym.runs import RunSpec
+from prune_gym.validation import check_int
 
 MAX_RETRIES = 3
 
@@ -50,9 +51,7 @@ def limit_threads(threads: int) -> None:
 
 def check_retries(max_retries: int) -> int:
     """``max_retries`` if it is a number of retries >= 0, else a one-line ValueError."""
-    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-        raise ValueError(f"invalid max_retries={max_retries!r}: expected how often a lost worker's run is retried (>= 0)")
-    return max_retries
+    return check_int("max_retries", max_retries, 0, "how often a lost worker's run is retried (>= 0)")
 
 
 @dataclass(frozen=True)
@@ -110,9 +109,7 @@ class LocalExecutor:
     """
 
     def __init__(self, workers: int = 1, cores: int | None = None, max_retries: int = MAX_RETRIES) -> None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"invalid workers={workers!r}: expected a positive number of processes")
-        self.workers = workers
+        self.workers = check_int("workers", workers, 1, "a positive number of processes")
         self.threads = max(1, (cores or os.cpu_count() or 1) // workers)
         self.max_retries = check_retries(max_retries)
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prune_gym.benchmark.executors import MAX_RETRIES, check_retries, limit_threads, lost_result
+from prune_gym.validation import check_int, check_real
 
 LOCAL = "local"
 
@@ -85,10 +87,9 @@ def assigned_cuda_device(gpu_ids: Sequence[int | str], visible_devices: str | No
 
 def check_resources(cpus_per_run: float, gpus_per_run: float) -> None:
     """One-line ValueErrors for resources a Ray task cannot ask for."""
-    if isinstance(cpus_per_run, bool) or not isinstance(cpus_per_run, int | float) or not cpus_per_run > 0:
-        raise ValueError(f"invalid cpus_per_run={cpus_per_run!r}: expected a positive number of CPUs per run")
-    if isinstance(gpus_per_run, bool) or not isinstance(gpus_per_run, int | float) or not gpus_per_run >= 0:
-        raise ValueError(f"invalid gpus_per_run={gpus_per_run!r}: expected a number of GPUs per run >= 0 (a fraction shares one)")
+    check_real("cpus_per_run", cpus_per_run, 0.0, math.inf, low_open=True, high_open=True, expected="a positive number of CPUs per run")
+    check_real("gpus_per_run", gpus_per_run, 0.0, math.inf, high_open=True,
+               expected="a number of GPUs per run >= 0 (a fraction shares one)")
 
 
 def check_cluster_fits(ray: Any, cpus_per_run: float, gpus_per_run: float) -> None:
@@ -125,8 +126,8 @@ class RayExecutor:
     def __init__(self, address: str = LOCAL, cpus_per_run: float = 1, gpus_per_run: float = 0, max_in_flight: int | None = None,
                  num_cpus: int | None = None, max_retries: int = MAX_RETRIES, runtime_env: dict[str, Any] | None = None) -> None:
         check_resources(cpus_per_run, gpus_per_run)
-        if max_in_flight is not None and (isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) or max_in_flight < 1):
-            raise ValueError(f"invalid max_in_flight={max_in_flight!r}: expected a positive number of runs at once")
+        if max_in_flight is not None:
+            check_int("max_in_flight", max_in_flight, 1, "a positive number of runs at once")
         self.address, self.num_cpus, self.runtime_env = address, num_cpus, runtime_env
         self.cpus_per_run, self.gpus_per_run = cpus_per_run, gpus_per_run
         self.max_in_flight = max_in_flight

@@ -34,6 +34,7 @@ from prune_gym.runs import RunFolder, RunSpec, best_episode, best_score_curve, l
 from prune_gym.search import check_spec, run_search
 from prune_gym.storage import file_sha256, write_atomic
 from prune_gym.tasks import get_task
+from prune_gym.validation import check_int
 
 RESULTS = "results.json"
 
@@ -193,8 +194,7 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     seeds = list(suite.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("--seeds is empty: give at least one seed, or leave it out for the suite's seeds")
-    if any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise ValueError(f"invalid seeds {seeds}: expected integers >= 0")
+    seeds = [check_int("seeds", seed, 0, "integers >= 0") for seed in seeds]
     given = dict(agent_kwargs or {})
     agent_kwargs = agent_hyperparameters(agent, given)
     env_overrides = dict(env_overrides or {})

@@ -31,6 +31,7 @@ from typing import Any
 
 from prune_gym.registry import Registry
 from prune_gym.runs import RunSpec
+from prune_gym.validation import check_int
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,7 @@ class Recovery:
     seeds: tuple[int, ...] = (0, 1)
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"invalid recovery steps={self.steps!r}: expected a positive number of training batches")
+        check_int("recovery steps", self.steps, 1, "a positive number of training batches")
         if len(self.seeds) < 1:
             raise ValueError("a recovery protocol needs at least one fine-tuning seed")
 

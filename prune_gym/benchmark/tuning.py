@@ -44,6 +44,7 @@ from prune_gym.benchmark.suites import get_suite
 from prune_gym.runs import EpisodeRecord
 from prune_gym.search import check_spec
 from prune_gym.storage import write_atomic
+from prune_gym.validation import check_int, invalid
 
 METRIC = "best_so_far"
 METRICS = ("normalised", "proxy")
@@ -201,16 +202,16 @@ def tune_agent(agent: str, suite_name: str, space: dict[str, tuple[str, list[Any
 
     suite = get_suite(suite_name)
     seeds = list(DEFAULT_TUNING_SEEDS if tuning_seeds is None else tuning_seeds)
-    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds):
-        raise ValueError(f"invalid tuning seeds {seeds}: expected integers >= 0")
+    if not seeds:
+        raise invalid("tuning seeds", seeds, "at least one integer >= 0")
+    seeds = [check_int("tuning seeds", seed, 0, "integers >= 0") for seed in seeds]
     overlap = sorted(set(seeds) & set(suite.seeds))
     if overlap:
         raise ValueError(f"tuning seeds {overlap} are benchmark seeds of {suite.name} {list(suite.seeds)}: tune on other seeds "
                          f"(--tuning-seeds {' '.join(str(max(suite.seeds) + 100 + i) for i in range(len(seeds)))})")
     if metric not in METRICS:
         raise ValueError(f"invalid metric {metric!r}: expected one of {list(METRICS)}")
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-        raise ValueError(f"invalid trials={trials!r}: expected a positive number of configurations to try")
+    check_int("trials", trials, 1, "a positive number of configurations to try")
     check_resources(cpus_per_run, gpus_per_run)
     out = Path(out).resolve()
     storage = Path(storage).resolve() if storage is not None else out
@@ -227,8 +228,8 @@ def tune_agent(agent: str, suite_name: str, space: dict[str, tuple[str, list[Any
             references[entry.name] = entry_references(entry, suite.recovery, suite.baseline_criterion, cache, device)
     trial_plan = TuningPlan(tuple(jobs), references, storage / "trials", cpus_per_run, gpus_per_run)
     grace = max(1, jobs[0].entry.episodes // 4) if grace_period is None else grace_period
-    if isinstance(grace, bool) or not isinstance(grace, int) or not 0 < grace <= trial_plan.episodes:
-        raise ValueError(f"invalid grace_period={grace!r}: expected 1 to {trial_plan.episodes} episodes (a whole trial)")
+    if check_int("grace_period", grace, 1, f"1 to {trial_plan.episodes} episodes (a whole trial)") > trial_plan.episodes:
+        raise invalid("grace_period", grace, f"1 to {trial_plan.episodes} episodes (a whole trial)")
     scheduler = ASHAScheduler(time_attr="training_iteration", max_t=trial_plan.episodes, grace_period=grace,
                               reduction_factor=reduction_factor)
     started = time.perf_counter()

@@ -10,10 +10,11 @@ from prune_gym.pruning.importance import (
     list_importance_criteria,
     register_importance,
 )
-from prune_gym.pruning.network import ChannelGroup, KeepMask, LayerInfo, PrunableNetwork, count_macs_params, output_layer
+from prune_gym.pruning.network import ChannelGroup, ChannelMap, KeepMask, LayerInfo, PrunableNetwork, count_macs_params, output_layer
 
 __all__ = [
     "ChannelGroup",
+    "ChannelMap",
     "ImportanceRanking",
     "KeepMask",
     "LayerInfo",

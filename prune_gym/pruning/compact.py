@@ -38,13 +38,14 @@ import torch
 import torch.fx
 from torch import nn
 
-from prune_gym.pruning.network import KeepMask, LayerInfo, PrunableNetwork, _ChannelMap
+from prune_gym.pruning.network import ChannelMap, KeepMask, LayerInfo, PrunableNetwork
+from prune_gym.validation import check_int
 
 DEFAULT_CACHE_BYTES = 256 * 2**20
 """Default bound of the prefix cache (256 MiB of cut activations)."""
 
 
-def _kept_indices(width: int, maps: list[_ChannelMap], keep: KeepMask) -> np.ndarray | None:
+def _kept_indices(width: int, maps: list[ChannelMap], keep: KeepMask) -> np.ndarray | None:
     """Indices of the kept channels of one layer dimension, or None if the dimension is untouched."""
     if not maps:
         return None
@@ -157,8 +158,7 @@ class CompactNetwork:
     """
 
     def __init__(self, network: PrunableNetwork, cache_bytes: int = DEFAULT_CACHE_BYTES) -> None:
-        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, int) or cache_bytes < 0:
-            raise ValueError(f"invalid cache_bytes={cache_bytes!r}: expected a number of bytes >= 0 (0 disables the prefix cache)")
+        cache_bytes = check_int("cache_bytes", cache_bytes, 0, "a number of bytes >= 0 (0 disables the prefix cache)")
         self.network = network
         self.model = copy.deepcopy(network.model).eval().requires_grad_(False)
         copies = dict(self.model.named_modules())

@@ -13,6 +13,7 @@ from prune_gym.pruning.batchnorm import batchnorm_layers, recalibrated
 from prune_gym.pruning.compact import DEFAULT_CACHE_BYTES, CompactNetwork
 from prune_gym.pruning.network import KeepMask, PrunableNetwork
 from prune_gym.tasks.metrics import evaluate, get_metric
+from prune_gym.validation import check_int
 
 EVALUATION_METHODS = ("compact", "masked")
 
@@ -51,8 +52,7 @@ class MaskEvaluator:
             raise ValueError(f"unknown evaluation method {method!r}; choose one of {list(EVALUATION_METHODS)}")
         if len(x) != len(y) or len(x) == 0:
             raise ValueError(f"need the same positive number of samples and labels, got {len(x)} and {len(y)}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch_size = check_int("batch_size", batch_size, 1, "a positive number of images per batch")
         if recalibration_x is not None and not batchnorm_layers(network.model):
             raise ValueError(f"{type(network.model).__name__} has no BatchNorm layer: BatchNorm recalibration does not apply to it")
         device = next(network.model.parameters()).device

@@ -42,7 +42,7 @@ def _is_depthwise(module: nn.Module) -> bool:
 
 
 @dataclass
-class _ChannelMap:
+class ChannelMap:
     """Which channels of one layer dimension a group owns: ``idxs[k]`` follows group channel ``root_idxs[k]``."""
 
     group: int
@@ -67,8 +67,8 @@ class LayerInfo:
     kernel: int
     stride: int
     spatial: int
-    out_maps: list[_ChannelMap] = field(default_factory=list)
-    in_maps: list[_ChannelMap] = field(default_factory=list)
+    out_maps: list[ChannelMap] = field(default_factory=list)
+    in_maps: list[ChannelMap] = field(default_factory=list)
 
     @property
     def kind(self) -> str:
@@ -187,7 +187,7 @@ class PrunableNetwork:
                 layer = by_module.get(item.dep.target.module)
                 if layer is None:
                     continue
-                channel_map = _ChannelMap(index, np.asarray(item.idxs, dtype=np.int64), np.asarray(item.root_idxs, dtype=np.int64))
+                channel_map = ChannelMap(index, np.asarray(item.idxs, dtype=np.int64), np.asarray(item.root_idxs, dtype=np.int64))
                 if graph.is_out_channel_pruning_fn(item.dep.handler):
                     layer.out_maps.append(channel_map)
                     members.append(layer.name)

@@ -1,7 +1,7 @@
 """Tasks: datasets, the model zoo, training and checkpoints, and the task registry.
 
-The model zoo (``build_model``, ``default_input_shape``, ``list_models``,
-``register_model``) defines ``nn.Module`` classes, so it is imported on first
+The model zoo (``ModelSpec``, ``build_model``, ``default_input_shape``, ``get_model``,
+``list_models``, ``register_model``) defines ``nn.Module`` classes, so it is imported on first
 use: listing tasks or datasets does not import torch.
 """
 
@@ -10,15 +10,24 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from prune_gym.tasks.data import DatasetArrays, Splits, list_datasets, load_dataset, make_splits, register_dataset
+from prune_gym.tasks.data import (
+    DatasetArrays,
+    DatasetLoader,
+    Splits,
+    get_dataset_loader,
+    list_datasets,
+    load_dataset,
+    make_splits,
+    register_dataset,
+)
 from prune_gym.tasks.metrics import evaluate, get_metric, list_metrics, register_metric
 from prune_gym.tasks.registry import Task, get_task, list_tasks, register_task
 from prune_gym.tasks.training import TrainingConfig, TrainResult, TrainStats, fine_tune, recovery_config, train
 
 if TYPE_CHECKING:
-    from prune_gym.tasks.models import build_model, default_input_shape, list_models, register_model
+    from prune_gym.tasks.models import ModelSpec, build_model, default_input_shape, get_model, list_models, register_model
 
-_MODEL_ZOO = ("build_model", "default_input_shape", "list_models", "register_model")
+_MODEL_ZOO = ("ModelSpec", "build_model", "default_input_shape", "get_model", "list_models", "register_model")
 
 
 def __getattr__(name: str) -> Any:
@@ -29,6 +38,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DatasetArrays",
+    "DatasetLoader",
+    "ModelSpec",
     "Splits",
     "Task",
     "TrainResult",
@@ -38,7 +49,9 @@ __all__ = [
     "default_input_shape",
     "evaluate",
     "fine_tune",
+    "get_dataset_loader",
     "get_metric",
+    "get_model",
     "get_task",
     "list_datasets",
     "list_metrics",

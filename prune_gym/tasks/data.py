@@ -301,6 +301,15 @@ def list_datasets() -> list[str]:
     return _DATASETS.names()
 
 
+def get_dataset_loader(name: str) -> DatasetLoader:
+    """The registered loader of dataset ``name``: ``loader(root, download)`` reads it afresh (:func:`load_dataset` caches).
+
+    Raises:
+        ValueError: unknown name (the message lists the registered ones).
+    """
+    return _DATASETS.get(name)
+
+
 def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> DatasetArrays:
     """Load a registered dataset into memory (cached per process).
 

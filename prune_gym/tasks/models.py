@@ -256,6 +256,15 @@ def list_models() -> list[str]:
     return _MODELS.names()
 
 
+def get_model(name: str) -> ModelSpec:
+    """The registered model ``name``: its factory and input shape.
+
+    Raises:
+        ValueError: unknown name (the message lists the registered ones).
+    """
+    return _MODELS.get(name)
+
+
 def default_input_shape(name: str) -> tuple[int, int, int]:
     """The (C, H, W) input a registered model is built for."""
     return _MODELS.get(name).input_shape

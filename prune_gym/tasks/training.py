@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from prune_gym.errors import CheckpointError
 from prune_gym.storage import write_atomic
 from prune_gym.tasks.metrics import get_metric
+from prune_gym.validation import check_int
 
 if TYPE_CHECKING:  # torch is imported where it runs: `prune-gym list` starts without it
     import torch
@@ -85,8 +86,8 @@ def train(
     cosine schedule spans the batches actually run.
     Leaves the model in eval mode. Neither the reward nor the test split is touched.
     """
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"invalid steps={steps!r}: expected a positive number of training batches, or None for whole epochs")
+    if steps is not None:
+        steps = check_int("steps", steps, 1, "a positive number of training batches, or None for whole epochs")
     import torch
     import torch.nn.functional as F
     from tqdm.auto import tqdm
@@ -151,9 +152,7 @@ def fine_tune(model: nn.Module, splits: Splits, config: TrainingConfig, *, epoch
     ``epochs`` whole epochs (default: the config's), or only ``steps`` batches; ``overrides`` replace config fields (``lr=...``).
     """
     if epochs is not None:
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(f"invalid epochs={epochs!r}: expected a positive number of fine-tuning epochs")
-        overrides["epochs"] = epochs
+        overrides["epochs"] = check_int("epochs", epochs, 1, "a positive number of fine-tuning epochs")
     return train(model, splits, recovery_config(config, **overrides), seed=seed, steps=steps, progress=progress,
                  description="fine-tune", metric=metric)
 
