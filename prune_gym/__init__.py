@@ -5,7 +5,7 @@ and ``LayerRate-v0`` (``gymnasium.make("prune_gym:LayerRate-v0")`` works
 without the import) and nothing heavier: the public API below is imported on
 first use, so the ``prune-gym`` command starts fast. It covers tasks (dataset +
 model + checkpoint), the episode state, the reward, observation, criterion,
-model and dataset registries, and the pruning core.
+model, dataset, metric and benchmark-suite registries, and the pruning core.
 """
 
 from __future__ import annotations
@@ -24,12 +24,14 @@ _PUBLIC = {
     "prune_gym.rewards": ["get_reward", "list_rewards", "register_reward"],
     "prune_gym.pruning": ["ImportanceRanking", "PrunableNetwork", "count_macs_params", "filter_importance",
                           "list_importance_criteria", "register_importance"],
-    "prune_gym.tasks": ["Task", "build_model", "get_task", "list_datasets", "list_models", "list_tasks", "register_dataset",
-                        "register_model", "register_task"],
+    "prune_gym.tasks": ["Task", "build_model", "get_metric", "get_task", "list_datasets", "list_metrics", "list_models", "list_tasks",
+                        "register_dataset", "register_metric", "register_model", "register_task"],
+    "prune_gym.benchmark.suites": ["Entry", "Recovery", "Suite", "get_suite", "list_suites", "register_suite"],
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 
 if TYPE_CHECKING:
+    from prune_gym.benchmark.suites import Entry, Recovery, Suite, get_suite, list_suites, register_suite
     from prune_gym.envs import FilterSelectEnv, LayerRateEnv, PruningEnv, environment_class, list_environments
     from prune_gym.observations import Observation, get_observation, list_observations, register_observation
     from prune_gym.pruning import (
@@ -45,11 +47,14 @@ if TYPE_CHECKING:
     from prune_gym.tasks import (
         Task,
         build_model,
+        get_metric,
         get_task,
         list_datasets,
+        list_metrics,
         list_models,
         list_tasks,
         register_dataset,
+        register_metric,
         register_model,
         register_task,
     )
