@@ -242,12 +242,19 @@ def resume_search(run_dir: str | Path, progress: bool = True, **changes: Any) ->
 
 
 def _finished_summary(folder: RunFolder, spec: RunSpec) -> dict[str, Any] | None:
-    """The summary of the run in ``folder`` if it ended by the budget ``spec`` asks for (no more to do), else None."""
+    """The summary of the run in ``folder`` if it ended by the budget ``spec`` asks for and its episodes are all there
+    (no more to do), else None: a torn last record is resumed (and repaired), a damaged one refused.
+
+    Raises:
+        RunError: ``episodes.csv`` is damaged or was modified.
+    """
     if not folder.summary_path.exists():
         return None
     summary = folder.read_summary()
+    records, torn = folder.episodes()
     same_budget = summary.get("episodes_requested") == spec.episodes and summary.get("max_evaluations") == spec.max_evaluations
-    return summary if same_budget and summary.get("finished") else None
+    whole = torn is None and len(records) == summary.get("episodes_done")
+    return summary if same_budget and whole and summary.get("finished") else None
 
 
 def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop: _StopRequests,

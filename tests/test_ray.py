@@ -2,13 +2,13 @@
 
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from prune_gym.benchmark.executors import LocalExecutor
 from prune_gym.benchmark.ray_executor import RayExecutor, assigned_cuda_device, ray_session
@@ -208,8 +208,18 @@ def test_a_gpu_run_is_placed_on_the_device_ray_assigned():
     assert assigned_cuda_device([2], None) == "cuda:2"
 
 
-def test_the_cli_does_not_import_ray_and_the_install_brings_it():
+def test_the_cli_does_not_import_ray_ray_is_an_extra_and_its_absence_is_one_line(tmp_path):
     probe = "import sys, prune_gym.cli; prune_gym.cli.build_parser(); print('ray' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip() == "False"
-    dependencies = (ROOT / "pyproject.toml").read_text().split("dependencies = [", 1)[1].split("]\n", 1)[0]
-    assert re.search(r'^ +"ray\[tune\]>=2\.60', dependencies, re.MULTILINE), "pip install -e . brings Ray Tune"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(dependency.startswith("ray") for dependency in project["dependencies"]), "a plain install stays small"
+    extras = project["optional-dependencies"]
+    assert any(dependency.startswith("ray[tune]>=2.60") for dependency in extras["ray"])
+    assert "prune_gym[ray]" in extras["dev"], "README's install command brings Ray Tune"
+    space = tmp_path / "space.yaml"
+    space.write_text("sigma: {uniform: [0.1, 1.0]}\n")
+    without_ray = "import sys; sys.modules['ray'] = None; from prune_gym.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", without_ray, "tune", "--agent", "cma-es", "--suite", "quick-v0", "--trials", "1",
+                             "--space", str(space), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "prune-gym tune: error: Ray is not installed (it runs --ray and `prune-gym tune`): pip install 'prune_gym[ray]'"]

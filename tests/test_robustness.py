@@ -86,7 +86,7 @@ def test_a_second_writer_is_refused_with_the_holders_pid(tmp_path):
     try:
         wait_for_rows(run, 2, first)
         assert_one_line_error(cli(*SEARCH[3:], "--agent", "random-search", "--episodes", "5", "--run-dir", str(run)),
-                              "not empty")
+                              f"in use by process {first.pid}")
         assert_one_line_error(cli("search", "--resume", str(run), "--quiet"), f"process {first.pid}")
     finally:
         first.send_signal(signal.SIGINT)

@@ -49,7 +49,7 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None, runtime_env: 
     if address == LOCAL:
         # Ray otherwise replaces 127.0.0.1 by the address it routes to a public DNS server with; this keeps every socket on loopback.
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    import ray
+    ray = require_ray()
 
     if ray.is_initialized():
         yield ray
@@ -70,6 +70,16 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None, runtime_env: 
     finally:
         ray.shutdown()
         ray_constants.ENABLE_RAY_CLUSTER = clusters
+
+
+def require_ray() -> Any:
+    """The ``ray`` module, or a one-line ValueError saying how to install it (the optional extra ``prune_gym[ray]``)."""
+    try:
+        import ray
+        import ray.tune
+    except ImportError:
+        raise ValueError("Ray is not installed (it runs --ray and `prune-gym tune`): pip install 'prune_gym[ray]'") from None
+    return ray
 
 
 def assigned_cuda_device(gpu_ids: Sequence[int | str], visible_devices: str | None) -> str:

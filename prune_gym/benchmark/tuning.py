@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from prune_gym.benchmark.executors import limit_threads
-from prune_gym.benchmark.ray_executor import LOCAL, check_cluster_fits, check_resources, granted_device, ray_session
+from prune_gym.benchmark.ray_executor import LOCAL, check_cluster_fits, check_resources, granted_device, ray_session, require_ray
 from prune_gym.benchmark.runner import Job, machine, plan
 from prune_gym.benchmark.scoring import EntryReferences, RecoveryCache, entry_references
 from prune_gym.benchmark.suites import get_suite
@@ -196,6 +196,7 @@ def tune_agent(agent: str, suite_name: str, space: dict[str, tuple[str, list[Any
         ValueError: an unknown suite or agent, tuning seeds that overlap the suite's, a space the agent rejects,
             resources no node has, or no trial that ran its whole budget.
     """
+    require_ray()
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
