@@ -65,7 +65,7 @@ AGENTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [  # (agent, agent kw
     # it learns each layer from its own step's (dense) reward, which evaluates within episodes: within the 100 evaluations,
     # 3 x 2 trials per layer learn 4 of ResNet-20's 12 layers, 2 x 1 all 12 (83 evaluations; benchmarks/try_and_learn_budget.py);
     # no fine-tuning inside the search: the suite's recovery is every agent's
-    ("try-and-learn", {"trials_per_update": 2, "max_updates_per_layer": 1, "fine_tune_steps": 0}, {"reward": "try-and-learn"}),
+    ("try-and-learn", {"trials_per_update": 2, "max_updates_per_layer": 1, "recovery_steps": 0}, {"reward": "try-and-learn"}),
     ("sb3:PPO", {}, {}),
     ("sb3:SAC", {}, {}),
     ("tianshou:SAC", {}, {}),

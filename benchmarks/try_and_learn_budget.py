@@ -22,7 +22,7 @@ from agents.try_and_learn import TryAndLearnAgent
 from prune_gym.benchmark import get_suite
 from prune_gym.wrappers import EpisodeBudgetExhausted, EpisodeRecorder
 
-SETTINGS = [{"trials_per_update": trials, "max_updates_per_layer": updates, "fine_tune_steps": 0}
+SETTINGS = [{"trials_per_update": trials, "max_updates_per_layer": updates, "recovery_steps": 0}
             for trials, updates in ((3, 2), (2, 2), (2, 1))]
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import prune_gym
 from prune_gym.agent_api import make_agent
 from prune_gym.benchmark.scoring import standard_error
-from prune_gym.tasks import evaluate, fine_tune
+from prune_gym.tasks import evaluate, recover
 
 
 def global_rates(task: str, budget: float, device: str) -> np.ndarray:
@@ -48,7 +48,7 @@ def one_step(task: str, rates: np.ndarray, steps: int, seed: int, device: str) -
     keep = budget.keep_masks(budget.kept_counts(rates))
     pruned = env.network.export(keep)
     splits = env.task.splits(device)
-    fine_tune(pruned, splits, env.task.training, steps=steps, seed=seed, progress=False)
+    recover(pruned, splits, env.task.training, steps=steps, seed=seed, progress=False)
     seconds = time.perf_counter() - started
     return evaluate(pruned, splits.test_x, splits.test_y), seconds
 
@@ -63,7 +63,7 @@ def layer_by_layer(task: str, rates: np.ndarray, steps: int, seed: int, device: 
             continue
         channels = env.network.groups[group].num_channels
         keep[group] = env.ranking.keep_most_important(group, round(channels * (1 - rate)), env.criterion)
-        env.fine_tune(keep, steps=steps, seed=seed)  # the env re-ranks filters on the tuned weights
+        env.recover(keep, steps=steps, seed=seed)  # the env re-ranks filters on the tuned weights
     seconds = time.perf_counter() - started
     splits = env.task.splits(device)
     return evaluate(env.network.export(keep), splits.test_x, splits.test_y), seconds

@@ -33,14 +33,14 @@ TASKS = {  # task: reward protocol
     "resnet20-slim-fashion-mnist": {"reward_samples": 300, "bn_recalibration": 100},
     "fcn-mnist-scenes": {"reward_samples": 200, "bn_recalibration": 100},
 }
-AGENT = {"trials_per_update": 4, "max_updates_per_layer": 4, "fine_tune_steps": 20}  # sized for about 30 minutes on 2 CPU cores
+AGENT = {"trials_per_update": 4, "max_updates_per_layer": 4, "recovery_steps": 20}  # sized for about 30 minutes on 2 CPU cores
 
 
 def main() -> None:
     args = common.arguments(__doc__.splitlines()[0])
     tasks = {"lenet5-digits": {"reward_samples": 200}} if args.quick else TASKS
     allowances = (0.02, 0.2) if args.quick else (0.01, 0.05, 0.2)
-    agent_kwargs = {"trials_per_update": 4, "max_updates_per_layer": 3, "fine_tune_steps": 10} if args.quick else AGENT
+    agent_kwargs = {"trials_per_update": 4, "max_updates_per_layer": 3, "recovery_steps": 10} if args.quick else AGENT
     steps = 20 if args.quick else 100
     rows, payload, trends = [], {"allowances": allowances, "agent": agent_kwargs, "steps": steps, "tasks": {}}, []
     for task, protocol in tasks.items():

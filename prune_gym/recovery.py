@@ -4,8 +4,8 @@
   from the weights the search scored it with (the pretrained checkpoint, or the
   weights an agent fine-tuned during the search, kept in ``checkpoint/weights.pt``).
 * :func:`export_run` / :func:`load_pruned`: a state dict + mask file (tensors only).
-* :func:`fine_tune_run`: one-step recovery (ICTAI 2019): fine-tune once, report
-  the test score (the task's metric), MACs, params and latency (``fine_tune.json``).
+* :func:`recover_run`: one-step recovery (ICTAI 2019): fine-tune once, report
+  the test score (the task's metric), MACs, params and latency (``recovery.json``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from prune_gym.errors import RunError
 from prune_gym.pruning import PrunableNetwork, count_macs_params, recalibrate_batchnorm
 from prune_gym.runs import RunFolder, load_mask
 from prune_gym.storage import write_atomic
-from prune_gym.tasks import evaluate, fine_tune, get_task
+from prune_gym.tasks import evaluate, get_task, recover
 from prune_gym.validation import check_int
 
 
@@ -78,7 +78,7 @@ def export_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
 
 
 def load_pruned(path: str | Path, device: str = "cpu") -> nn.Module:
-    """Rebuild a pruned network from a file written by :func:`export_run` or :func:`fine_tune_run` (no code is unpickled)."""
+    """Rebuild a pruned network from a file written by :func:`export_run` or :func:`recover_run` (no code is unpickled)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         task_name, masks, state = payload["task"], payload["keep_mask"], payload["state_dict"]
@@ -106,8 +106,8 @@ def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
     return float(np.median(timings) * 1000)
 
 
-def fine_tune_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
-    """One-step recovery (ICTAI 2019): fine-tune the run's best pruned network once; writes ``fine_tune.json``.
+def recover_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+    """One-step recovery (ICTAI 2019): fine-tune the run's best pruned network once; writes ``recovery.json``.
 
     Reports the test score of the original, the pruned and the fine-tuned
     network, their MACs and params, and CPU/GPU latency of a 100-image batch.
@@ -119,15 +119,15 @@ def fine_tune_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", pro
     splits = task.splits(device)
     report: dict[str, Any] = {"metric": task.metric, "test_score_original": evaluate(original, splits.test_x, splits.test_y, task.metric),
                               "test_score_pruned": evaluate(pruned, splits.test_x, splits.test_y, task.metric)}
-    stats = fine_tune(pruned, splits, task.training, epochs=epochs, progress=progress, metric=task.metric)
+    stats = recover(pruned, splits, task.training, epochs=epochs, progress=progress, metric=task.metric)
     macs, params = count_macs_params(original, task.input_shape)
     pruned_macs, pruned_params = count_macs_params(pruned, task.input_shape)
     batch = splits.test_x[:100]
-    report.update(test_score_fine_tuned=evaluate(pruned, splits.test_x, splits.test_y, task.metric), fine_tune_epochs=epochs,
-                  fine_tune_seconds=round(stats.seconds, 1), macs_original=macs, macs_pruned=pruned_macs,
+    report.update(test_score_recovered=evaluate(pruned, splits.test_x, splits.test_y, task.metric), recovery_epochs=epochs,
+                  recovery_seconds=round(stats.seconds, 1), macs_original=macs, macs_pruned=pruned_macs,
                   params_original=params, params_pruned=pruned_params,
                   latency_ms_original=round(latency_ms(original, batch), 2), latency_ms_pruned=round(latency_ms(pruned, batch), 2),
                   device=device)
-    write_atomic(folder.path / "fine_tuned.pt", lambda handle: torch.save(_payload(task.name, keep, pruned), handle))
-    write_atomic(folder.path / "fine_tune.json", json.dumps(report, indent=2))
+    write_atomic(folder.path / "recovered.pt", lambda handle: torch.save(_payload(task.name, keep, pruned), handle))
+    write_atomic(folder.path / "recovery.json", json.dumps(report, indent=2))
     return report

@@ -11,7 +11,7 @@ A run folder holds:
 ``checkpoint/``        the latest agent checkpoint (and fine-tuned ``weights.pt``),
                        replaced atomically every ``checkpoint_every`` episodes
 ``summary.json``       the run's outcome (atomically)
-``*.png``, ``*.pdf``   plots; ``fine_tune.json``, ``fine_tuned.pt``, ``pruned.pt`` after recovery/export
+``*.png``, ``*.pdf``   plots; ``recovery.json``, ``recovered.pt``, ``pruned.pt`` after recovery/export
 ``.lock``              held by the process writing the folder (its PID inside)
 ``wandb_run_id.txt``   the wandb run's id (a resume continues the same run); ``wandb/`` offline runs
 =====================  ==========================================================

@@ -77,9 +77,9 @@ def test_try_and_learn_beats_uniform_l1_at_the_budget(uniform_l1):
     assert best.score >= uniform_l1.score
 
 
-def test_try_and_learn_fine_tunes_after_each_layer_and_scores_later_layers_on_tuned_weights():
+def test_try_and_learn_recovers_after_each_layer_and_scores_later_layers_on_tuned_weights():
     env = recorded("FilterSelect-v0", reward="try-and-learn", enforce_budget=True)
-    agent = make_agent("try-and-learn", env, seed=0, fine_tune_steps=20, max_updates_per_layer=2)
+    agent = make_agent("try-and-learn", env, seed=0, recovery_steps=20, max_updates_per_layer=2)
     pretrained = {k: v.clone() for k, v in env.unwrapped.network.model.state_dict().items()}
     agent.learn(34)
     tuned = env.unwrapped.network.model.state_dict()
@@ -87,8 +87,8 @@ def test_try_and_learn_fine_tunes_after_each_layer_and_scores_later_layers_on_tu
     final = agent.run_episode(lambda observation, step: agent.predict(observation))
     assert env.episodes[-1].budget_met and np.isfinite(final).all()
     assert env.episodes[-1].score >= 0.9
-    with pytest.raises(ValueError, match="fine_tune_steps"):
-        make_agent("try-and-learn", env, fine_tune_steps=-1)
+    with pytest.raises(ValueError, match="recovery_steps"):
+        make_agent("try-and-learn", env, recovery_steps=-1)
 
 
 @pytest.mark.parametrize("name, env_id, kwargs, env_kwargs", [

@@ -321,14 +321,14 @@ def test_tianshou_ddpg_runs_episodes_on_filter_select():
     assert len(env.episodes) == 4 and all(e.budget_met for e in env.episodes)
 
 
-def test_fine_tune_recovers_the_pruned_network_and_everything_follows_the_tuned_weights():
+def test_recovery_restores_the_pruned_network_and_everything_follows_the_tuned_weights():
     env = make("LayerRate-v0", enforce_budget=False).unwrapped
     run_episode(env, actions=[np.array([0.8], dtype=np.float32)] * env.network.num_groups)
     keep = env.last_keep_mask
     pruned_accuracy, l1_before = env.evaluator.score(keep), [s.copy() for s in env.ranking.scores("l1")]
     accuracy_before = env.score_before
 
-    tuned_accuracy = env.fine_tune(keep, steps=30)
+    tuned_accuracy = env.recover(keep, steps=30)
 
     assert tuned_accuracy >= pruned_accuracy + 0.2  # 0.575 -> 0.91 on 200 reward images
     assert env.weights_changed and env.score_before == accuracy_before
@@ -337,6 +337,6 @@ def test_fine_tune_recovers_the_pruned_network_and_everything_follows_the_tuned_
     assert evaluate(env.network.export(keep), splits.reward_x[:200], splits.reward_y[:200]) == pytest.approx(tuned_accuracy)
     assert not np.allclose(env.ranking.scores("l1")[0], l1_before[0])
     with pytest.raises(ValueError, match="steps"):
-        env.fine_tune(keep, steps=0)
+        env.recover(keep, steps=0)
     with pytest.raises(ValueError, match="at least one channel"):
-        env.fine_tune([np.zeros_like(m) for m in keep])
+        env.recover([np.zeros_like(m) for m in keep])

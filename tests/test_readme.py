@@ -33,7 +33,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 FAST_SEARCH = ["--episodes", "2", "--reward-samples", "100", "--quiet"]
-CHEAP = {"search", "list", "fine-tune", "export", "plot", "checkpoint"}  # prune-gym commands that take seconds on lenet5-digits
+CHEAP = {"search", "list", "recover", "export", "plot", "checkpoint"}  # prune-gym commands that take seconds on lenet5-digits
 MANY_RUNS = {"--seeds", "--ray", "--workers"}
 QUICKSTART_FILES = ["episodes.csv", "best_mask.npz", "summary.json", "learning_curve.png", "score_vs_macs.png"]
 

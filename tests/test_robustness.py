@@ -272,8 +272,8 @@ def test_bad_folders_and_files_are_one_line(tmp_path):
     run = tmp_path / "run"
     assert cli(*SEARCH[3:], "--agent", "random-search", "--episodes", "3", "--run-dir", str(run)).returncode == 0
     assert_one_line_error(cli("export", str(run), "--output", "/nonexistent/dir/x.pt"), "/nonexistent/dir")
-    assert_one_line_error(cli("fine-tune", str(run), "--epochs", "0"), "epochs=0")
-    assert_one_line_error(cli("fine-tune", str(run), "--epochs", "-2"), "epochs=-2")
+    assert_one_line_error(cli("recover", str(run), "--epochs", "0"), "epochs=0")
+    assert_one_line_error(cli("recover", str(run), "--epochs", "-2"), "epochs=-2")
 
     np.savez(run / "best_mask.npz", np.ones(3, bool))
     assert_one_line_error(cli("export", str(run)), "best_mask.npz does not fit")

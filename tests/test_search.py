@@ -63,7 +63,7 @@ def test_weights_fine_tuned_during_a_search_are_kept_exported_and_reloaded_on_re
     run = tmp_path / "run"
     config = RunSpec(task="lenet5-digits", env="FilterSelect-v0", env_kwargs={"reward": "try-and-learn", "reward_samples": 200},
                      agent="try-and-learn", episodes=20,
-                     agent_kwargs={"fine_tune_steps": 10, "trials_per_update": 4, "max_updates_per_layer": 2})
+                     agent_kwargs={"recovery_steps": 10, "trials_per_update": 4, "max_updates_per_layer": 2})
     run_search(config, run_dir=run, progress=False)
     tuned = torch.load(run / "checkpoint" / "weights.pt", weights_only=True)
     original, pruned, keep = pruned_network(run)
@@ -90,7 +90,7 @@ def test_bad_inputs_are_clear_errors_and_leave_nothing(tmp_path):
         run_search(RunSpec(agent="uniform", episodes=1, **FAST), run_dir=tmp_path / "full")
 
 
-def test_cli_search_fine_tune_export_plot_and_list(tmp_path, capsys):
+def test_cli_search_recover_export_plot_and_list(tmp_path, capsys):
     run = tmp_path / "run"
     args = ["search", "--task", "lenet5-digits", "--agent", "uniform", "--episodes", "2", "--run-dir", str(run), "--quiet",
             "--reward-samples", "200", "--env-arg", "criterion=std"]
@@ -98,9 +98,9 @@ def test_cli_search_fine_tune_export_plot_and_list(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "MACs" in out and "reward-split accuracy" in out and str(run) in out
     assert json.loads((run / "config.json").read_text())["env_kwargs"]["criterion"] == "std"
-    assert main(["fine-tune", str(run), "--epochs", "1", "--quiet"]) == 0
-    report = json.loads((run / "fine_tune.json").read_text())
-    assert report["macs_pruned"] < report["macs_original"] and 0 < report["test_score_fine_tuned"] <= 1
+    assert main(["recover", str(run), "--epochs", "1", "--quiet"]) == 0
+    report = json.loads((run / "recovery.json").read_text())
+    assert report["macs_pruned"] < report["macs_original"] and 0 < report["test_score_recovered"] <= 1
     assert report["latency_ms_pruned"] > 0
     assert main(["export", str(run), "--output", str(tmp_path / "net.pt")]) == 0
     assert (tmp_path / "net.pt").exists()

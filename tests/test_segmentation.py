@@ -59,4 +59,4 @@ def test_fine_tuning_recovers_a_pruned_segmentation_network(fcn_scenes_checkpoin
         env.step(np.array([0.3], np.float32))
     keep = env.last_keep_mask
     pruned = env.evaluator.score(keep)
-    assert env.fine_tune(keep, steps=100) > pruned + 0.05  # measured: 0.17 -> 0.30 (2-epoch checkpoint)
+    assert env.recover(keep, steps=100) > pruned + 0.05  # measured: 0.17 -> 0.30 (2-epoch checkpoint)

@@ -14,7 +14,7 @@ from prune_gym.pruning.evaluation import MaskEvaluator
 from prune_gym.tasks.data import load_dataset
 from prune_gym.wrappers import EpisodeRecorder
 
-FAST = {"trials_per_update": 4, "max_updates_per_layer": 3, "fine_tune_steps": 10}
+FAST = {"trials_per_update": 4, "max_updates_per_layer": 3, "recovery_steps": 10}
 
 
 def recorded(drop_allowance: float = 0.02, **kwargs) -> EpisodeRecorder:

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
     for item in args.agent_arg:
         key, separator, value = item.partition("=")
         if not separator:
-            parser.error(f"--agent-arg {item!r}: expected KEY=VALUE, e.g. fine_tune_steps=200")
+            parser.error(f"--agent-arg {item!r}: expected KEY=VALUE, e.g. recovery_steps=200")
         hyperparameters[key] = json.loads(value)
     env = gym.make("prune_gym:FilterSelect-v0", task=args.task, reward="try-and-learn",
                    reward_kwargs={"drop_allowance": args.drop_allowance}, enforce_budget=False,

@@ -22,9 +22,9 @@ Runs on FilterSelect-v0 with binary actions and a dense reward, meant for
   nearly deterministic (every filter's keep probability within
   ``convergence`` of 0 or 1). Its decision (probability >= 0.5) is then fixed.
 * **Fine-tuning between layers**, on by default: after each layer's decision
-  is fixed, ``env.unwrapped.fine_tune`` trains the network pruned so far for
-  ``fine_tune_steps`` batches; the environment then scores, ranks and exports
-  with the tuned weights (``fine_tune_steps=0`` switches it off).
+  is fixed, ``env.unwrapped.recover`` trains the network pruned so far for
+  ``recovery_steps`` batches; the environment then scores, ranks and exports
+  with the tuned weights (``recovery_steps=0`` switches it off).
 
 The trade-off is set by the drop allowance ``b``: a larger ``b`` tolerates a
 larger accuracy drop, so the decisions prune more. To reach a MACs budget
@@ -90,7 +90,7 @@ class TryAndLearnAgent(BaseAgent):
         lr: Adam learning rate of the policies.
         hidden: hidden units of the per-filter network.
         initial_keep: initial keep probability of every filter.
-        fine_tune_steps: training batches of fine-tuning after each layer's decision (0: none).
+        recovery_steps: training batches of fine-tuning after each layer's decision (0: none).
     """
 
     supported_action_spaces = (gym.spaces.MultiBinary,)
@@ -98,14 +98,14 @@ class TryAndLearnAgent(BaseAgent):
 
     def __init__(self, env: gym.Env, seed: int | None = None, trials_per_update: int = 8, max_updates_per_layer: int = 40,
                  convergence: float = 0.05, lr: float = 0.05, hidden: int = 16, initial_keep: float = 0.9,
-                 fine_tune_steps: int = 100) -> None:
+                 recovery_steps: int = 100) -> None:
         super().__init__(env, seed)
         if self.pruning_env.reward_spec.sparse:
             raise ValueError(f"try-and-learn learns each layer from its own step's reward, and reward "
                              f"{self.pruning_env.reward_spec.name!r} is sparse: use reward='try-and-learn'")
         self.trials_per_update = check_int("trials_per_update", trials_per_update, 2)
         self.max_updates_per_layer = check_int("max_updates_per_layer", max_updates_per_layer, 1)
-        self.fine_tune_steps = check_int("fine_tune_steps", fine_tune_steps, 0)
+        self.recovery_steps = check_int("recovery_steps", recovery_steps, 0)
         self.convergence = check_real("convergence", convergence, 0.0, 0.5, low_open=True, high_open=True)
         self.initial_keep = check_real("initial_keep", initial_keep, 0.0, 1.0, low_open=True, high_open=True)
         lr = check_real("lr", lr, 0.0, math.inf, low_open=True, high_open=True, expected="a positive learning rate, e.g. 0.05")
@@ -234,9 +234,9 @@ class TryAndLearnAgent(BaseAgent):
         self.updates_done, self.decision_pending = 0, False
         kept = self.decision
         self.log_metrics({"layer": layer, "kept_fraction": float(kept[layer].mean())})
-        if self.fine_tune_steps:
-            score = self.pruning_env.fine_tune(kept, steps=self.fine_tune_steps, seed=(self.seed or 0) + layer)
-            self.log_metrics({"layer": layer, "fine_tuned_score": score})
+        if self.recovery_steps:
+            score = self.pruning_env.recover(kept, steps=self.recovery_steps, seed=(self.seed or 0) + layer)
+            self.log_metrics({"layer": layer, "recovered_score": score})
 
     def predict(self, observation: np.ndarray, deterministic: bool = True) -> np.ndarray:
         """The decision for the group about to be decided (the greedy policy for the layer being learned)."""

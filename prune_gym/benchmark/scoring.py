@@ -33,7 +33,7 @@ from prune_gym.benchmark.suites import Entry, Recovery
 from prune_gym.pruning import PrunableNetwork, recalibrate_batchnorm
 from prune_gym.runs import RunSpec
 from prune_gym.storage import file_sha256, write_atomic
-from prune_gym.tasks import Task, evaluate, fine_tune, get_task
+from prune_gym.tasks import Task, evaluate, get_task, recover
 
 
 def mask_digest(keep: list[np.ndarray] | tuple[np.ndarray, ...]) -> str:
@@ -134,7 +134,7 @@ class RecoveryScorer:
         if bn_recalibration:
             recalibrate_batchnorm(pruned, self.splits.train_x[:bn_recalibration])
         macs, params = network.macs_params(keep)
-        fine_tune(pruned, self.splits, self.task.training, steps=self.recovery.steps, seed=seed, progress=False,
+        recover(pruned, self.splits, self.task.training, steps=self.recovery.steps, seed=seed, progress=False,
                   metric=self.task.metric)
         return {"test_score": evaluate(pruned, self.splits.test_x, self.splits.test_y, self.task.metric), "macs": macs, "params": params}
 

@@ -28,7 +28,7 @@ from prune_gym.pruning.network import KeepMask
 from prune_gym.pruning.recovered import RecoveringEvaluator
 from prune_gym.rewards import get_reward
 from prune_gym.state import EpisodeState
-from prune_gym.tasks import Task, fine_tune, get_task
+from prune_gym.tasks import Task, get_task, recover
 from prune_gym.validation import check_bool, check_choice, check_device, check_int, check_real, invalid
 
 # A process forked from one whose torch thread pool has run (gymnasium's AsyncVectorEnv forks by default, after
@@ -152,7 +152,7 @@ class PruningEnv(gym.Env):
         return EpisodeState.initial(self.network, self.ranking, self.macs_budget, self.score_before,
                                     evaluate=lambda: self.evaluator.score(self.network.full_mask()))
 
-    def fine_tune(self, keep: KeepMask, steps: int = 100, lr: float | None = None, seed: int = 0) -> float:
+    def recover(self, keep: KeepMask, steps: int = 100, lr: float | None = None, seed: int = 0) -> float:
         """Short recovery training of the network pruned by ``keep``; the tuned weights become the env's.
 
         The fine-tuning between layers of try-and-learn (arXiv 1801.07365). The
@@ -172,7 +172,7 @@ class PruningEnv(gym.Env):
         overrides: dict[str, Any] = {} if lr is None else {"lr": lr}
         self.network.apply_masks(keep)  # validates the mask before anything changes
         try:
-            fine_tune(self.network.model, self.task.splits(device=self.device), self.task.training, steps=steps, seed=seed,
+            recover(self.network.model, self.task.splits(device=self.device), self.task.training, steps=steps, seed=seed,
                       progress=False, metric=self.task.metric, **overrides)
         finally:
             self.network.remove_masks()
@@ -180,7 +180,7 @@ class PruningEnv(gym.Env):
         return self.evaluator.score(keep)
 
     def load_state_dict(self, state_dict: dict[str, torch.Tensor]) -> None:
-        """Replace the network's weights (e.g. a run's fine-tuned ``weights.pt``); same effects as :meth:`fine_tune`."""
+        """Replace the network's weights (e.g. a run's fine-tuned ``weights.pt``); same effects as :meth:`recover`."""
         self.network.model.load_state_dict(state_dict, strict=True)
         self._weights_replaced()
 

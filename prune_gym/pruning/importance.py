@@ -208,7 +208,7 @@ class ImportanceRanking:
     """Per-channel importance of a network's groups under registered criteria, for its current weights.
 
     Scores are computed on first use and cached; build a new ranking after the
-    weights change (the environment does so after ``fine_tune``).
+    weights change (the environment does so after ``recover``).
     """
 
     def __init__(self, network: PrunableNetwork) -> None:

@@ -17,7 +17,7 @@ import torch
 from prune_gym.pruning.batchnorm import recalibrate_batchnorm
 from prune_gym.pruning.evaluation import MaskEvaluator
 from prune_gym.pruning.network import KeepMask
-from prune_gym.tasks import Splits, TrainingConfig, evaluate, fine_tune
+from prune_gym.tasks import Splits, TrainingConfig, evaluate, recover
 
 
 class RecoveringEvaluator(MaskEvaluator):
@@ -34,5 +34,5 @@ class RecoveringEvaluator(MaskEvaluator):
         if self.recalibration_x is not None:
             recalibrate_batchnorm(pruned, self.recalibration_x)
         with torch.enable_grad():
-            fine_tune(pruned, self.splits, self.training, steps=self.recovery_steps, seed=0, progress=False, metric=self.metric.name)
+            recover(pruned, self.splits, self.training, steps=self.recovery_steps, seed=0, progress=False, metric=self.metric.name)
         return evaluate(pruned, self.x, self.y, self.metric, self.batch_size)

@@ -22,7 +22,7 @@ from prune_gym.tasks.data import (
 )
 from prune_gym.tasks.metrics import evaluate, get_metric, list_metrics, register_metric
 from prune_gym.tasks.registry import Task, get_task, list_tasks, register_task
-from prune_gym.tasks.training import TrainingConfig, TrainResult, TrainStats, fine_tune, recovery_config, train
+from prune_gym.tasks.training import TrainingConfig, TrainResult, TrainStats, recover, recovery_config, train
 
 if TYPE_CHECKING:
     from prune_gym.tasks.models import ModelSpec, build_model, default_input_shape, get_model, list_models, register_model
@@ -48,7 +48,6 @@ __all__ = [
     "build_model",
     "default_input_shape",
     "evaluate",
-    "fine_tune",
     "get_dataset_loader",
     "get_metric",
     "get_model",
@@ -59,6 +58,7 @@ __all__ = [
     "list_tasks",
     "load_dataset",
     "make_splits",
+    "recover",
     "recovery_config",
     "register_dataset",
     "register_metric",

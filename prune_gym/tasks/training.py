@@ -145,7 +145,7 @@ def recovery_config(config: TrainingConfig, **overrides: Any) -> TrainingConfig:
     return replace(config, **{"lr": config.lr * 0.1, **overrides})
 
 
-def fine_tune(model: nn.Module, splits: Splits, config: TrainingConfig, *, epochs: int | None = None, steps: int | None = None,
+def recover(model: nn.Module, splits: Splits, config: TrainingConfig, *, epochs: int | None = None, steps: int | None = None,
               seed: int = 0, progress: bool = True, metric: str = "accuracy", **overrides: Any) -> TrainStats:
     """Recover a (pruned) model: the task's optimiser at a tenth of its learning rate (:func:`recovery_config`).
 
@@ -154,7 +154,7 @@ def fine_tune(model: nn.Module, splits: Splits, config: TrainingConfig, *, epoch
     if epochs is not None:
         overrides["epochs"] = check_int("epochs", epochs, 1, "a positive number of fine-tuning epochs")
     return train(model, splits, recovery_config(config, **overrides), seed=seed, steps=steps, progress=progress,
-                 description="fine-tune", metric=metric)
+                 description="recovery", metric=metric)
 
 
 def save_checkpoint(path: Path, model: nn.Module, metadata: dict[str, Any]) -> None:

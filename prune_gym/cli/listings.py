@@ -1,0 +1,160 @@
+"""``prune-gym list WHAT``: the registered tasks, environments, models, datasets, rewards, observations, criteria, agents
+and suites, each with a one-line description, cached on disk while the installed code is unchanged."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import inspect
+import json
+import sys
+from typing import Any
+
+from prune_gym.registry import first_line
+
+
+def doc(item: Any) -> str:
+    """The first line of an object's docstring; for a ``functools.partial``, its function's, then the bound arguments."""
+    if isinstance(item, functools.partial):
+        bound = inspect.signature(item.func).bind_partial(*item.args, **item.keywords).arguments
+        return f"{doc(item.func)} ({', '.join(f'{name}={value!r}' for name, value in bound.items())})"
+    return first_line(item)
+
+
+def agent_rows() -> list[tuple[str, ...]]:
+    """Installed agents: name, action spaces, description; adapters one row per algorithm (``sb3:PPO``)."""
+    from prune_gym.agent_api import list_agents, load_agent_class, supported_action_spaces, supported_environments
+
+    def spaces(name: str) -> str:
+        declared = supported_action_spaces(name)
+        environments = supported_environments(name)
+        text = ", ".join(space.__name__ for space in declared) if declared is not None else "any"
+        return f"{text} on {', '.join(environments)}" if environments else text
+
+    rows: list[tuple[str, ...]] = []
+    for name in list_agents():
+        try:
+            cls = load_agent_class(name)
+        except ValueError as error:  # a broken third-party agent: say so, list the others
+            rows.append((name, "", str(error)))
+            continue
+        algorithms = getattr(cls, "algorithms", None)  # an adapter: `name:ALGO` passes algorithm=ALGO
+        if callable(algorithms) and "algorithm" in inspect.signature(cls).parameters:
+            rows += [(f"{name}:{algorithm}", spaces(f"{name}:{algorithm}"), description) for algorithm, description in algorithms().items()]
+        else:
+            rows.append((name, spaces(name), doc(cls)))
+    return rows
+
+
+def task_rows() -> list[tuple[str, ...]]:
+    from prune_gym.tasks import get_task, list_tasks
+
+    def checkpoint(task: Any) -> str:
+        if task.checkpoint_path().exists():
+            return "cached"
+        return "trains on first use" if task.auto_pretrain else "run `prune-gym pretrain`"
+
+    return [(name, checkpoint(task), task.metric, task.description) for name in list_tasks() for task in [get_task(name)]]
+
+
+def catalogue(what: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """Column headers and rows of ``prune-gym list WHAT``; imports only what that listing needs."""
+    if what == "tasks":
+        return ("task", "checkpoint", "metric", "description"), task_rows()
+    if what == "agents":
+        return ("agent", "action spaces", "description"), agent_rows()
+    if what == "environments":
+        from prune_gym.envs import environment_class, list_environments
+
+        return (("environment", "action types", "description"),
+                [(env_id, ", ".join(environment_class(env_id).action_types), doc(environment_class(env_id)))
+                 for env_id in list_environments()])
+    if what == "models":
+        from prune_gym.tasks.models import get_model, list_models
+
+        return ("model", "input (C, H, W)", "description"), [(name, str(spec.input_shape), doc(spec.factory))
+                                                             for name in list_models() for spec in [get_model(name)]]
+    if what == "datasets":
+        from prune_gym.tasks.data import get_dataset_loader, list_datasets
+
+        return ("dataset", "description"), [(name, doc(get_dataset_loader(name))) for name in list_datasets()]
+    if what == "rewards":
+        from prune_gym.rewards import get_reward, list_rewards
+
+        return ("reward", "kind", "description"), [(name, "sparse" if spec.sparse else "", spec.description)
+                                                   for name in list_rewards() for spec in [get_reward(name)]]
+    if what == "observations":
+        from prune_gym.observations import get_observation, list_observations
+
+        return ("observation", "description"), [(name, doc(get_observation(name))) for name in list_observations()]
+    if what == "suites":
+        from prune_gym.benchmark import get_suite, list_suites
+
+        suites = [get_suite(name) for name in list_suites()]
+        return ("suite", "entries", "seeds", "description"), [(suite.name, str(len(suite.entries)), str(len(suite.seeds)),
+                                                                suite.description) for suite in suites]
+    from prune_gym.pruning.importance import get_importance, list_importance_criteria
+
+    return ("criterion", "description"), [(name, get_importance(name).description) for name in list_importance_criteria()]
+
+
+LISTINGS = ("tasks", "environments", "models", "datasets", "rewards", "observations", "criteria", "agents", "suites")
+
+
+CACHED_LISTINGS = {"environments": "prune_gym.envs", "models": "prune_gym.tasks.models", "datasets": "prune_gym.tasks.data",
+                   "observations": "prune_gym.observations", "criteria": "prune_gym.pruning.importance", "agents": "torch"}
+"""Listings that import torch or the RL libraries, and the module whose import they wait for: kept in the cache until the
+installed code changes, and served from it only while that module is not imported yet (once it is, listing afresh is
+cheap and shows what this process registered)."""
+
+
+def installed_code_fingerprint() -> str:
+    """A digest of what those listings depend on: every installed distribution's version, and the modification times of
+    the source files of prune_gym and of the packages behind ``prune_gym.*`` entry points (editable installs change
+    without a new version)."""
+    import hashlib
+    from importlib import metadata, util
+    from pathlib import Path
+
+    distributions = list(metadata.distributions())
+    parts = sorted(f"{dist.metadata['Name']}=={dist.version}" for dist in distributions)
+    packages = {"prune_gym"} | {ep.value.split(":")[0].split(".")[0] for dist in distributions for ep in dist.entry_points
+                                if ep.group.startswith("prune_gym.")}
+    for package in sorted(packages):
+        spec = util.find_spec(package)
+        if spec is None:
+            continue
+        for location in spec.submodule_search_locations or ([spec.origin] if spec.origin else []):
+            parts += sorted(f"{path}:{path.stat().st_mtime_ns}" for path in Path(location).rglob("*.py"))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def listing(what: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """``catalogue(what)``, from the cache (``$PRUNE_GYM_CACHE/listings``) while the installed code is unchanged."""
+    if what not in CACHED_LISTINGS or CACHED_LISTINGS[what] in sys.modules:
+        return catalogue(what)
+    from prune_gym.paths import cache_dir
+    from prune_gym.storage import write_atomic
+
+    path = cache_dir() / "listings" / f"{what}-{installed_code_fingerprint()}.json"
+    try:
+        cached = json.loads(path.read_text())
+        return tuple(cached["headers"]), [tuple(row) for row in cached["rows"]]
+    except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: list afresh
+        pass
+    headers, rows = catalogue(what)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps({"headers": headers, "rows": rows}))
+    except OSError:  # a read-only cache only costs the next listing its speed
+        pass
+    return headers, rows
+
+
+def list_command(args: argparse.Namespace) -> int:
+    headers, rows = listing(args.what)
+    rows = [headers, *[tuple(cell.replace("``", "") for cell in row) for row in rows]]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(headers))]
+    for row in rows:  # plain aligned columns, one line per entry: nothing wraps when piped to grep or a file
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
