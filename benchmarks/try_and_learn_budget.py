@@ -18,9 +18,9 @@ import time
 
 import gymnasium as gym
 
-from agents.try_and_learn import TryAndLearnAgent
 from prune_gym.benchmark import get_suite
 from prune_gym.wrappers import EpisodeBudgetExhausted, EpisodeRecorder
+from prune_gym_agents.try_and_learn import TryAndLearnAgent
 
 SETTINGS = [{"trials_per_update": trials, "max_updates_per_layer": updates, "recovery_steps": 0}
             for trials, updates in ((3, 2), (2, 2), (2, 1))]

@@ -24,9 +24,9 @@ import common
 import gymnasium as gym
 import numpy as np
 
-from agents.try_and_learn import TryAndLearnAgent
-from agents.try_and_learn.budget import learn_decision
 from prune_gym.benchmark import Recovery
+from prune_gym_agents.try_and_learn import TryAndLearnAgent
+from prune_gym_agents.try_and_learn.budget import learn_decision
 
 TASKS = {  # task: reward protocol
     "vgg16-slim-cifar10-subset": {"reward_samples": 300, "bn_recalibration": 100},

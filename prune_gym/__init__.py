@@ -27,6 +27,8 @@ _PUBLIC = {
     "prune_gym.tasks": ["Task", "build_model", "get_metric", "get_task", "list_datasets", "list_metrics", "list_models", "list_tasks",
                         "register_dataset", "register_metric", "register_model", "register_task"],
     "prune_gym.benchmark.suites": ["Entry", "Recovery", "Suite", "get_suite", "list_suites", "register_suite"],
+    "prune_gym.runs": ["RunFolder", "RunSpec"],
+    "prune_gym.search": ["resume_search", "run_search"],
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
         register_importance,
     )
     from prune_gym.rewards import get_reward, list_rewards, register_reward
+    from prune_gym.runs import RunFolder, RunSpec
+    from prune_gym.search import resume_search, run_search
     from prune_gym.state import EpisodeState
     from prune_gym.tasks import (
         Task,

@@ -7,10 +7,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from agents.baselines import RandomSearchAgent, UniformAgent
-from agents.blackbox import CMAESAgent, TPEAgent
 from prune_gym.agent_api import compatible_environment
 from prune_gym.wrappers import EpisodeRecorder
+from prune_gym_agents.baselines import RandomSearchAgent, UniformAgent
+from prune_gym_agents.blackbox import CMAESAgent, TPEAgent
 
 BUDGET = 0.5
 SEARCHERS = [RandomSearchAgent, CMAESAgent, TPEAgent]

@@ -313,8 +313,8 @@ def test_bn_recalibration_makes_heavily_pruned_resnet_accuracy_informative(resne
 
 
 def test_tianshou_ddpg_runs_episodes_on_filter_select():
-    from agents.tianshou import TianshouAgent
     from prune_gym.wrappers import EpisodeRecorder
+    from prune_gym_agents.tianshou import TianshouAgent
 
     env = EpisodeRecorder(make("FilterSelect-v0", action_type="continuous"))
     TianshouAgent(env, seed=0, algorithm="DDPG").learn(4)

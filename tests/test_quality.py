@@ -52,4 +52,14 @@ def test_the_import_graph_is_layered():
     graph = module_imports("prune_gym")
     graphlib.TopologicalSorter(graph).prepare()  # raises CycleError naming the circle
     sources = "\n".join(path.read_text() for path in (ROOT / "prune_gym").rglob("*.py"))
-    assert "import agents" not in sources and "from agents" not in sources
+    assert not any(f"{word} {package}" in sources for word in ("import", "from") for package in ("agents", "prune_gym_agents"))
+
+
+def test_the_package_list_names_every_package_folder():
+    """pyproject lists the packages (the agents/ folder installs as prune_gym_agents): none may be left out."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    folders = {".".join(path.parent.relative_to(ROOT).parts).replace("agents", "prune_gym_agents", 1)
+               for root in ("prune_gym", "agents") for path in (ROOT / root).rglob("__init__.py")}
+    assert listed == folders

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from agents.tianshou.adapter import ALGORITHMS
 from prune_gym.agent_api import compatible_environment, make_agent
 from prune_gym.runs import RunFolder, RunSpec
 from prune_gym.search import resume_search, run_search
 from prune_gym.wrappers import EpisodeRecorder
+from prune_gym_agents.tianshou.adapter import ALGORITHMS
 
 ON_POLICY = {"Reinforce", "A2C", "PPO", "NPG", "TRPO"}
 

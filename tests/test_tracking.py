@@ -271,7 +271,7 @@ def test_plot_command_writes_png_and_pdf_for_several_runs_and_rejects_empty_inpu
 
 
 def test_sb3_metrics_reach_the_agents_callback_without_files_or_output(tmp_path, monkeypatch, capsys):
-    from agents.ddpg import AMCAgent
+    from prune_gym_agents.ddpg import AMCAgent
 
     monkeypatch.chdir(tmp_path)
     env = gym.make("prune_gym:LayerRate-v0", task="lenet5-digits", reward_samples=200)

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 import prune_gym
-from agents.try_and_learn import FilterPolicy, TryAndLearnAgent, fit_drop_allowance, learn_decision
 from prune_gym.observations import feature_criteria
 from prune_gym.pruning import PrunableNetwork
 from prune_gym.pruning.compact import CompactNetwork
 from prune_gym.pruning.evaluation import MaskEvaluator
 from prune_gym.tasks.data import load_dataset
 from prune_gym.wrappers import EpisodeRecorder
+from prune_gym_agents.try_and_learn import FilterPolicy, TryAndLearnAgent, fit_drop_allowance, learn_decision
 
 FAST = {"trials_per_update": 4, "max_updates_per_layer": 3, "recovery_steps": 10}
 

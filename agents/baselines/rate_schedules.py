@@ -11,7 +11,7 @@
   recorder keeps the best).
 
 :class:`RateSearchAgent` is the episode loop every black-box search over rate
-vectors shares (random search here, CMA-ES and TPE in ``agents.blackbox``):
+vectors shares (random search here, CMA-ES and TPE in ``prune_gym_agents.blackbox``):
 one proposed vector per episode, one reward evaluation each. Filters inside a
 group are ranked by the environment's ``criterion``.
 """
@@ -23,8 +23,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.common import BaseAgent
 from prune_gym.pruning import bisect
+
+from ..common import BaseAgent
 
 
 class ScheduleAgent(BaseAgent):

@@ -6,7 +6,7 @@ optimiser the episode's return. One episode is one reward evaluation, as for
 every other agent.
 """
 
-from agents.blackbox.cma_es import CMAESAgent
-from agents.blackbox.tpe import TPEAgent
+from .cma_es import CMAESAgent
+from .tpe import TPEAgent
 
 __all__ = ["CMAESAgent", "TPEAgent"]

@@ -9,9 +9,10 @@ import gymnasium as gym
 import numpy as np
 from cmaes import CMA
 
-from agents.baselines import RateSearchAgent
-from agents.common import random_state_to_json, set_random_state_from_json
 from prune_gym.validation import check_int, check_real
+
+from ..baselines import RateSearchAgent
+from ..common import random_state_to_json, set_random_state_from_json
 
 
 def _to_json(value: Any) -> Any:

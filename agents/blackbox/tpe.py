@@ -10,9 +10,10 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, FloatDistribution
 
-from agents.baselines import RateSearchAgent
-from agents.common import random_state_to_json, set_random_state_from_json
 from prune_gym.validation import check_bool, check_int
+
+from ..baselines import RateSearchAgent
+from ..common import random_state_to_json, set_random_state_from_json
 
 
 class TPEAgent(RateSearchAgent):

@@ -1,6 +1,11 @@
 """What every agent shares: the base class and random generators as JSON."""
 
-from agents.common.base import BaseAgent
-from agents.common.random_state import global_random_state, random_state_to_json, set_global_random_state, set_random_state_from_json
+from .base import BaseAgent
+from .random_state import (
+    global_random_state,
+    random_state_to_json,
+    set_global_random_state,
+    set_random_state_from_json,
+)
 
 __all__ = ["BaseAgent", "global_random_state", "random_state_to_json", "set_global_random_state", "set_random_state_from_json"]

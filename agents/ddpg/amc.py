@@ -36,7 +36,8 @@ from stable_baselines3.common.utils import update_learning_rate
 from stable_baselines3.common.vec_env import VecNormalize
 
 import prune_gym
-from agents.sb3 import SB3Agent
+
+from ..sb3 import SB3Agent
 
 
 class TruncatedNormalNoise(ActionNoise):

@@ -19,7 +19,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 
-from agents.common import BaseAgent, global_random_state, set_global_random_state
+from ..common import BaseAgent, global_random_state, set_global_random_state
 
 _PROBE_SPACES: tuple[gym.Space, ...] = (gym.spaces.Box(0.0, 1.0, (1,)), gym.spaces.Discrete(2), gym.spaces.MultiBinary(2),
                                         gym.spaces.MultiDiscrete([2, 2]))

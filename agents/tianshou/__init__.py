@@ -1,5 +1,5 @@
 """tianshou 2.0 algorithms as prune_gym agents (``--agent tianshou:SAC``)."""
 
-from agents.tianshou.adapter import TianshouAgent
+from .adapter import TianshouAgent
 
 __all__ = ["TianshouAgent"]

@@ -62,8 +62,15 @@ from tianshou.highlevel.params.optim import OptimizerFactoryFactoryAdam
 from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainer, OnPolicyTrainerParams, Trainer
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
-from agents.common import BaseAgent, global_random_state, random_state_to_json, set_global_random_state, set_random_state_from_json
 from prune_gym.validation import check_int, invalid
+
+from ..common import (
+    BaseAgent,
+    global_random_state,
+    random_state_to_json,
+    set_global_random_state,
+    set_random_state_from_json,
+)
 
 CONTINUOUS: tuple[type[gym.Space], ...] = (gym.spaces.Box,)
 DISCRETE: tuple[type[gym.Space], ...] = (gym.spaces.Discrete,)

@@ -2,7 +2,7 @@
 
 Usage (from the repository root)::
 
-    python -m agents.try_and_learn --task resnet20-cifar10-subset --drop-allowance 0.02 [--agent-arg key=value ...]
+    python -m prune_gym_agents.try_and_learn --task resnet20-cifar10-subset --drop-allowance 0.02 [--agent-arg key=value ...]
 
 Learns every layer on FilterSelect-v0 with ``reward="try-and-learn"`` and
 ``enforce_budget=False`` (no MACs budget clips anything), plays the decision
@@ -21,9 +21,10 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from agents.try_and_learn.agent import TryAndLearnAgent
-from agents.try_and_learn.budget import learn_decision
 from prune_gym.tasks import evaluate, get_task
+
+from .agent import TryAndLearnAgent
+from .budget import learn_decision
 
 
 def main(argv: list[str] | None = None) -> dict:

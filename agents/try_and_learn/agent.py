@@ -28,7 +28,7 @@ Runs on FilterSelect-v0 with binary actions and a dense reward, meant for
 
 The trade-off is set by the drop allowance ``b``: a larger ``b`` tolerates a
 larger accuracy drop, so the decisions prune more. To reach a MACs budget
-instead, search ``b`` with :func:`agents.try_and_learn.fit_drop_allowance`.
+instead, search ``b`` with :func:`prune_gym_agents.try_and_learn.fit_drop_allowance`.
 
 Once every layer is learned, further episodes play the decision;
 :attr:`TryAndLearnAgent.decision` is that keep-mask (what a caller should
@@ -53,10 +53,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from agents.common import BaseAgent
 from prune_gym.observations import feature_criteria
 from prune_gym.pruning import UndefinedImportanceError
 from prune_gym.validation import check_int, check_real
+
+from ..common import BaseAgent
 
 
 class FilterPolicy(nn.Module):

@@ -18,8 +18,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.try_and_learn.agent import TryAndLearnAgent
 from prune_gym.validation import check_int, check_real
+
+from .agent import TryAndLearnAgent
 
 
 @dataclass(frozen=True)
