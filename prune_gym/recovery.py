@@ -22,23 +22,25 @@ from torch import nn
 
 from prune_gym.errors import RunError
 from prune_gym.pruning import PrunableNetwork, count_macs_params, recalibrate_batchnorm
-from prune_gym.runs import RunFolder, load_mask
+from prune_gym.runs import RunFolder, check_trusted, load_mask, untrusted_code
 from prune_gym.storage import write_atomic
 from prune_gym.tasks import evaluate, get_task, recover
 from prune_gym.validation import check_int
 
 
-def pruned_network(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, nn.Module, list[np.ndarray]]:
+def pruned_network(run_dir: str | Path, device: str = "cpu", trust_code: bool = False) -> tuple[nn.Module, nn.Module, list[np.ndarray]]:
     """(original model, physically pruned model, keep-mask) of a run's best episode.
 
     With ``bn_recalibration`` in the run's environment, the pruned network's
-    BatchNorm statistics are recalibrated as in the search.
+    BatchNorm statistics are recalibrated as in the search. A task named as
+    ``module:attribute`` outside prune_gym and the installed plug-ins is imported only with ``trust_code``.
 
     Raises:
-        RunError: no finished episode, or a mask that does not fit the task's network.
+        RunError: no finished episode, a mask that does not fit the task's network, or untrusted code.
     """
     folder = RunFolder(run_dir)
     config = folder.read_spec()
+    check_trusted(untrusted_code(task=config.task), folder.config_path, trust_code)
     if not folder.best_mask_path.exists():
         raise RunError(f"{folder.path} has no best_mask.npz: no episode finished yet")
     task = get_task(config.task)
@@ -66,24 +68,26 @@ def _payload(task_name: str, keep: list[np.ndarray], model: nn.Module) -> dict[s
     return {"task": task_name, "keep_mask": [torch.from_numpy(np.asarray(m)) for m in keep], "state_dict": model.state_dict()}
 
 
-def export_run(run_dir: str | Path, output: str | Path | None = None) -> Path:
+def export_run(run_dir: str | Path, output: str | Path | None = None, trust_code: bool = False) -> Path:
     """Write the best pruned network's state dict and mask (``weights_only`` loadable); returns the file."""
     folder = RunFolder(run_dir)
     output = Path(output) if output is not None else folder.path / "pruned.pt"
     if not output.parent.is_dir():
         raise RunError(f"cannot write {output}: folder {output.parent} does not exist")
-    _, pruned, keep = pruned_network(folder.path)
+    _, pruned, keep = pruned_network(folder.path, trust_code=trust_code)
     write_atomic(output, lambda handle: torch.save(_payload(folder.read_spec().task, keep, pruned), handle))
     return output
 
 
-def load_pruned(path: str | Path, device: str = "cpu") -> nn.Module:
-    """Rebuild a pruned network from a file written by :func:`export_run` or :func:`recover_run` (no code is unpickled)."""
+def load_pruned(path: str | Path, device: str = "cpu", trust_code: bool = False) -> nn.Module:
+    """Rebuild a pruned network from a file written by :func:`export_run` or :func:`recover_run` (no code is unpickled;
+    a task named as an untrusted ``module:attribute`` is imported only with ``trust_code``)."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         task_name, masks, state = payload["task"], payload["keep_mask"], payload["state_dict"]
     except Exception as error:
         raise RunError(f"{path} is not a pruned network written by prune-gym export ({type(error).__name__})") from None
+    check_trusted(untrusted_code(task=task_name), path, trust_code)
     task = get_task(task_name)
     model = task.build_model().to(device)
     network = PrunableNetwork(model.eval(), task.splits(device).reward_x[:1])
@@ -106,7 +110,8 @@ def latency_ms(model: nn.Module, x: torch.Tensor, repeats: int = 10) -> float:
     return float(np.median(timings) * 1000)
 
 
-def recover_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", progress: bool = True) -> dict[str, Any]:
+def recover_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", progress: bool = True,
+                trust_code: bool = False) -> dict[str, Any]:
     """One-step recovery (ICTAI 2019): fine-tune the run's best pruned network once; writes ``recovery.json``.
 
     Reports the test score of the original, the pruned and the fine-tuned
@@ -114,8 +119,8 @@ def recover_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", progr
     """
     epochs = check_int("epochs", epochs, 1, "a positive number of fine-tuning epochs")
     folder = RunFolder(run_dir)
+    original, pruned, keep = pruned_network(folder.path, device, trust_code)
     task = get_task(folder.read_spec().task)
-    original, pruned, keep = pruned_network(folder.path, device)
     splits = task.splits(device)
     report: dict[str, Any] = {"metric": task.metric, "test_score_original": evaluate(original, splits.test_x, splits.test_y, task.metric),
                               "test_score_pruned": evaluate(pruned, splits.test_x, splits.test_y, task.metric)}

@@ -37,11 +37,14 @@ class Registry(Generic[T]):
             (called with the name and the object); identity by default.
         hint: what to do when a name is unknown (appended to the error).
         plural: the plural of ``kind`` (default: ``kind + "s"``).
+        expected: the type every item has; an object found that is not one is refused in one line.
     """
 
     def __init__(self, kind: str, entry_point_group: str | None = None,
-                 adapt: Callable[[str, Any], T] | None = None, hint: str = "", plural: str | None = None) -> None:
+                 adapt: Callable[[str, Any], T] | None = None, hint: str = "", plural: str | None = None,
+                 expected: type | None = None) -> None:
         self.kind = kind
+        self.expected = expected
         self.plural = plural or f"{kind}s"
         self.entry_point_group = entry_point_group
         self._adapt = adapt
@@ -102,16 +105,23 @@ class Registry(Generic[T]):
             return self._remember(name, found.load())
         if ":" in name:
             module, _, attribute = name.partition(":")
-            try:
+            try:  # the module is user code: whatever its import raises (a syntax error, an exception) is one line
                 value = getattr(importlib.import_module(module), attribute)
-            except (ImportError, AttributeError) as error:
-                raise ValueError(f"cannot load {self.kind} {name!r}: {type(error).__name__}: {error}") from None
+            except Exception as error:
+                detail = " ".join(str(error).split())
+                raise ValueError(f"cannot load {self.kind} {name!r}: {type(error).__name__}: {detail}") from None
             return self._remember(name, value)
         hint = f" {self._hint}" if self._hint else ""
         raise ValueError(f"unknown {self.kind} {name!r}; registered {self.plural}: {self.names()}{hint}")
 
     def _remember(self, name: str, value: Any) -> T:
-        item = self._adapt(name, value) if self._adapt is not None else value
+        try:
+            item = self._adapt(name, value) if self._adapt is not None else value
+        except (TypeError, ValueError, AttributeError) as error:
+            detail = " ".join(str(error).split())
+            raise ValueError(f"{name!r} is not a {self.kind} ({type(value).__name__}: {detail})") from None
+        if self.expected is not None and not isinstance(item, self.expected):
+            raise ValueError(f"{name!r} is not a {self.kind}: it is a {type(item).__name__}, not a {self.expected.__name__}")
         self._items[name] = item
         return item
 

@@ -164,6 +164,39 @@ class RunSpec:
         return cls(**data)
 
 
+CODE_KEYWORDS = ("reward", "observation", "criterion")  # environment keywords that may name code as 'module:attribute'
+
+
+def trusted_modules() -> set[str]:
+    """Top-level modules whose ``module:attribute`` names run without ``--trust-code``: prune_gym's and those of the
+    installed plug-ins (packages behind ``prune_gym.*`` entry points, which the user installed)."""
+    from importlib.metadata import entry_points
+
+    groups = ("prune_gym.agents", "prune_gym.rewards", "prune_gym.observations", "prune_gym.importance")
+    return {"prune_gym"} | {ep.value.split(":")[0].split(".")[0] for group in groups for ep in entry_points(group=group)}
+
+
+def code_names(spec: RunSpec) -> list[str]:
+    """``FIELD 'module:attribute'`` for every name in ``spec`` whose resolution imports a module that is not trusted
+    (:func:`trusted_modules`): the task, the environment id and the reward, observation and criterion keywords."""
+    return untrusted_code(task=spec.task, env=spec.env, **{key: spec.env_kwargs.get(key) for key in CODE_KEYWORDS})
+
+
+def untrusted_code(**named: Any) -> list[str]:
+    """``NAME 'module:attribute'`` for each of ``named`` that is a ``module:attribute`` string of an untrusted module."""
+    trusted = trusted_modules()
+    return [f"{field} {value!r}" for field, value in named.items()
+            if isinstance(value, str) and ":" in value and value.split(":")[0].split(".")[0] not in trusted]
+
+
+def check_trusted(names: list[str], source: str | os.PathLike, trust_code: bool) -> None:
+    """Refuse, in one line, to import the code ``names`` that ``source`` (a run folder or a file) names, unless the
+    user said they trust it (``--trust-code``, as Hugging Face's ``trust_remote_code``)."""
+    if names and not trust_code:
+        raise RunError(f"{source} names code that would be imported and run ({', '.join(names)}): pass --trust-code "
+                       "only if you trust where it came from")
+
+
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "task": (str,), "env": (str,), "agent": (str,), "episodes": (int,), "max_evaluations": (int, type(None)), "seed": (int,),
     "checkpoint_every": (int,), "env_kwargs": (dict,), "agent_kwargs": (dict,), "wandb": (str,), "wandb_project": (str,),

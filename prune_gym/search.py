@@ -36,7 +36,17 @@ from prune_gym.envs.base import PruningEnv
 from prune_gym.errors import RunError
 from prune_gym.plots import plot_run
 from prune_gym.rewards import get_reward
-from prune_gym.runs import WANDB_MODES, EpisodeRecord, RunFolder, RunSpec, best_episode, save_mask, type_errors
+from prune_gym.runs import (
+    WANDB_MODES,
+    EpisodeRecord,
+    RunFolder,
+    RunSpec,
+    best_episode,
+    check_trusted,
+    code_names,
+    save_mask,
+    type_errors,
+)
 from prune_gym.tasks import get_task
 from prune_gym.tracking import Tracker
 from prune_gym.validation import check_choice, check_int
@@ -224,18 +234,23 @@ def run_search(spec: RunSpec, run_dir: str | Path | None = None, progress: bool 
                            f"{folder.episodes_path}: free some space, then `prune-gym search --resume {folder.path}`") from None
 
 
-def resume_search(run_dir: str | Path, progress: bool = True, **changes: Any) -> dict[str, Any]:
+def resume_search(run_dir: str | Path, progress: bool = True, trust_code: bool = False, **changes: Any) -> dict[str, Any]:
     """Continue the run in ``run_dir`` as its ``config.json`` describes it, with ``changes`` to ``episodes``,
     ``max_evaluations`` or ``device`` (e.g. ``episodes=40`` extends a finished 30-episode run).
 
+    A ``module:attribute`` name in the folder's spec (task, environment, reward, ...) outside prune_gym and the installed
+    plug-ins is imported only with ``trust_code``: a run folder from someone else is code, like a pickle.
+
     Raises:
-        RunError: not a run folder, or a change to anything else (a run keeps its specification).
+        RunError: not a run folder, a change to anything else (a run keeps its specification), or untrusted code.
     """
     refused = sorted(set(changes) - {*RunSpec.RESUMABLE_CHANGES, *RunSpec.MACHINE_FIELDS})
     if refused:
         raise RunError(f"--resume continues {run_dir} as it was specified; only --episodes, --max-evaluations and --device "
                        f"may change, not {', '.join(refused)} (start a new run folder for another specification)")
-    spec = RunFolder(run_dir).read_spec()
+    folder = RunFolder(run_dir)
+    spec = folder.read_spec()
+    check_trusted(code_names(spec), folder.config_path, trust_code)
     device = changes.pop("device", None)
     spec = spec.replace(**{name: value for name, value in changes.items() if value is not None})
     return run_search(spec.with_env(device=device) if device is not None else spec, run_dir, progress=progress)

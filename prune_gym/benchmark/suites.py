@@ -120,7 +120,7 @@ class Suite:
         raise ValueError(f"suite {self.name!r} has no entry {name!r}; its entries: {[e.name for e in self.entries]}")
 
 
-_SUITES: Registry[Suite] = Registry("suite")
+_SUITES: Registry[Suite] = Registry("suite", expected=Suite)
 
 
 def register_suite(suite: Suite, overwrite: bool = False) -> Suite:

@@ -48,12 +48,13 @@ def search(args: argparse.Namespace) -> int:
         raise ValueError("--ray and --workers run several seeds: add --seeds (e.g. --seeds 0-4)")
     if args.resume:
         given = given_options(args)
-        refused = sorted(set(given) - {*RESUME_OPTIONS, "resume", "quiet"})
+        refused = sorted(set(given) - {*RESUME_OPTIONS, "resume", "quiet", "trust_code"})
         if refused:
             flags = ", ".join("--" + name.replace("_", "-") for name in refused)
             raise ValueError(f"--resume continues {args.resume} as it was specified: {flags} "
                              "cannot change (only --episodes, --max-evaluations and --device can); start a new --run-dir instead")
-        summary = resume_search(args.resume, progress=not args.quiet, **{name: given[name] for name in RESUME_OPTIONS if name in given})
+        summary = resume_search(args.resume, progress=not args.quiet, trust_code=args.trust_code,
+                                **{name: given[name] for name in RESUME_OPTIONS if name in given})
     else:
         summary = run_search(search_spec(args), run_dir=args.run_dir, progress=not args.quiet)
     print_summary(summary)
@@ -201,7 +202,7 @@ def checkpoint(args: argparse.Namespace) -> int:
 def recover(args: argparse.Namespace) -> int:
     from prune_gym.recovery import recover_run
 
-    report = recover_run(args.run, epochs=args.epochs, device=args.device, progress=not args.quiet)
+    report = recover_run(args.run, epochs=args.epochs, device=args.device, progress=not args.quiet, trust_code=args.trust_code)
     for key, value in report.items():
         print(f"{key:>28}: {value}")
     return 0
@@ -210,7 +211,8 @@ def recover(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from prune_gym.recovery import export_run
 
-    print(f"pruned network written to {export_run(args.run, args.output)} (load it with prune_gym.recovery.load_pruned)")
+    written = export_run(args.run, args.output, trust_code=args.trust_code)
+    print(f"pruned network written to {written} (load it with prune_gym.recovery.load_pruned)")
     return 0
 
 

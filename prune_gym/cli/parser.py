@@ -9,6 +9,8 @@ from prune_gym.cli.listings import LISTINGS, list_command
 from prune_gym.cli.options import DEFAULTS
 from prune_gym.runs import WANDB_MODES
 
+TRUST_CODE = "import the module:attribute names the run folder holds (task, reward, ...): only for folders you trust"
+
 
 def add_executor_options(parser: argparse.ArgumentParser, ray_only: bool = False) -> None:
     """--workers, --ray [ADDRESS], --cpus-per-run, --gpus-per-run: where the runs of a command go."""
@@ -126,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--checkpoint-every", type=int, metavar="EPISODES",
                         help=f"save the agent every this many episodes (default: {DEFAULTS['checkpoint_every']})")
     search.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<env>-<agent>-s<seed>-<time>)")
+    search.add_argument("--trust-code", action="store_true", help=f"with --resume: {TRUST_CODE}")
     search.add_argument("--resume", metavar="RUN", default=None,
                         help="continue a run folder as it was specified (with --episodes N: extend it to N episodes)")
     search.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="extra environment keyword")
@@ -142,11 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--epochs", type=int, default=5)
     recover.add_argument("--device", default="cpu")
     recover.add_argument("--quiet", action="store_true")
+    recover.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     recover.set_defaults(handler=handlers.recover)
 
     export = commands.add_parser("export", help="write a run's best pruned network (state dict + mask)")
     export.add_argument("run")
     export.add_argument("--output", default=None)
+    export.add_argument("--trust-code", action="store_true", help=TRUST_CODE)
     export.set_defaults(handler=handlers.export)
 
     plot = commands.add_parser("plot", help="draw runs' learning curves and score-vs-MACs Pareto fronts (PNG and PDF)",

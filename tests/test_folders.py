@@ -1,0 +1,86 @@
+"""Run folders and results that cannot be credited to the wrong run, and code that runs only when the user trusts it.
+
+Each case is what a careless or hostile user does, through the command in a real subprocess.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prune_gym.runs import RunFolder
+
+SEARCH = ["search", "--task", "lenet5-digits", "--reward-samples", "100", "--quiet"]
+
+
+def cli(*arguments: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "prune_gym.cli", *arguments], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd, env=env)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("prune-gym") and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "run"
+    assert cli(*SEARCH, "--agent", "random-search", "--episodes", "3", "--run-dir", str(run)).returncode == 0
+    return run
+
+
+@pytest.mark.parametrize("field", ["task", "reward", "env"])
+def test_a_run_folder_naming_code_imports_it_only_with_trust_code(field, finished_run, tmp_path):
+    """A ``config.json`` from someone else that names ``module:attribute`` would import that module on resume, export
+    or recovery: refused in one line unless ``--trust-code`` (the module here leaves a marker when imported)."""
+    run = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
+    marker = tmp_path / "imported"
+    (tmp_path / "pwnmod.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n\ndef f(*args, **kwargs):\n    return 0.0\n")
+    config = json.loads((run / "config.json").read_text())
+    if field == "reward":
+        config["env_kwargs"]["reward"] = "pwnmod:f"
+    else:
+        config[field] = "pwnmod:f" if field == "task" else "pwnmod:X-v0"
+    (run / "config.json").write_text(json.dumps(config))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for command in (["search", "--resume", str(run), "--episodes", "5", "--quiet"], ["export", str(run)], ["recover", str(run)]):
+        if field != "task" and command[0] != "search":
+            continue  # export and recovery import only the task
+        assert_one_line_error(cli(*command, env=env, cwd=tmp_path), "names code that would be imported", "pwnmod:", "--trust-code")
+        assert not marker.exists(), f"{command[0]} imported the folder's module without --trust-code"
+    trusted = cli("search", "--resume", str(run), "--episodes", "5", "--quiet", "--trust-code", env=env, cwd=tmp_path)
+    assert marker.exists(), trusted.stderr
+    assert "Traceback" not in trusted.stderr, trusted.stderr
+
+
+def test_a_pruned_network_file_naming_code_loads_it_only_with_trust_code(finished_run, tmp_path):
+    import torch
+
+    from prune_gym.errors import RunError
+    from prune_gym.recovery import load_pruned
+
+    assert cli("export", str(finished_run), "--output", str(tmp_path / "pruned.pt")).returncode == 0
+    payload = torch.load(tmp_path / "pruned.pt", weights_only=True)
+    torch.save({**payload, "task": "pwnmod_absent:f"}, tmp_path / "foreign.pt")
+    with pytest.raises(RunError, match="names code that would be imported"):
+        load_pruned(tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="cannot load task 'pwnmod_absent:f'"):
+        load_pruned(tmp_path / "foreign.pt", trust_code=True)
+    assert load_pruned(tmp_path / "pruned.pt") is not None
+
+
+def test_names_of_prune_gym_and_installed_plugins_are_trusted(finished_run):
+    from prune_gym.runs import code_names
+
+    spec = RunFolder(finished_run).read_spec()
+    assert code_names(spec) == []
+    assert code_names(spec.replace(env="prune_gym:LayerRate-v0").with_env(reward="prune_gym.rewards:x", device="cuda:0")) == []
+    assert code_names(spec.with_env(reward="evil.module:f")) == ["reward 'evil.module:f'"]
