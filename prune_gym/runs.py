@@ -343,7 +343,10 @@ class RunFolder:
         """Hold the folder's lock for the block; with ``create``, make the folder and remove it again on failure.
 
         A folder this call created is removed if the block fails before any
-        episode was recorded, so a failed start leaves nothing behind.
+        episode was recorded, so a failed start leaves nothing behind. Only the
+        holder cleans: a writer refused the lock touches nothing (the lock is
+        ``fcntl``'s on an open file, never a file whose existence is the lock,
+        and the lock file itself is never deleted by a refused process).
 
         Raises:
             RunError: the folder cannot be created, is not empty (``create``), or another process writes it.
@@ -362,18 +365,19 @@ class RunFolder:
                 raise RunError(f"cannot create run folder {self.path}: {error.strerror or error}") from None
         elif not self.config_path.exists():
             raise RunError(f"cannot resume {self.path}: it has no config.json (is it a prune-gym run folder?)")
-        try:
-            with exclusive_lock(self.lock_path, f"run folder {self.path}"):
+        with exclusive_lock(self.lock_path, f"run folder {self.path}"):  # refused: nothing of the holder's is touched
+            try:
                 self._remove_leftovers()
                 yield self
-        except BaseException:
-            if create and not self.episodes_path.exists():
-                if created:
-                    shutil.rmtree(self.path, ignore_errors=True)
-                else:
-                    for child in self.path.iterdir():
-                        (shutil.rmtree if child.is_dir() else os.remove)(child)
-            raise
+            except BaseException:
+                if create and not self.episodes_path.exists():  # a failed start, cleaned while this process holds the lock
+                    if created:
+                        shutil.rmtree(self.path, ignore_errors=True)
+                    else:
+                        for child in self.path.iterdir():
+                            if child != self.lock_path:
+                                (shutil.rmtree if child.is_dir() else os.remove)(child)
+                raise
 
     def _remove_leftovers(self) -> None:
         """Partial files and checkpoint folders a killed writer left (safe: this process holds the lock)."""

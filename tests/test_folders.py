@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,47 @@ def test_names_of_prune_gym_and_installed_plugins_are_trusted(finished_run):
     assert code_names(spec) == []
     assert code_names(spec.replace(env="prune_gym:LayerRate-v0").with_env(reward="prune_gym.rewards:x", device="cuda:0")) == []
     assert code_names(spec.with_env(reward="evil.module:f")) == ["reward 'evil.module:f'"]
+
+
+def test_a_refused_writer_leaves_the_holders_lock_and_files_alone(tmp_path):
+    """While a search is starting (the lock held, nothing written yet), the same command again is refused, and it must not
+    clean the folder as if its own start had failed: the holder's lock file stays, so the next writer is refused too."""
+    run = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from prune_gym.runs import RunFolder
+        with RunFolder({str(run)!r}).writing(create=True):
+            print("holding", flush=True)
+            sys.stdin.readline()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert_one_line_error(cli(*SEARCH, "--agent", "random-search", "--episodes", "3", "--run-dir", str(run)),
+                              f"in use by process {holder.pid}")
+        assert (run / ".lock").read_text().split()[0] == str(holder.pid), "the holder's lock file is still there"
+        assert_one_line_error(cli(*SEARCH, "--agent", "random-search", "--episodes", "3", "--run-dir", str(run)),
+                              f"in use by process {holder.pid}")
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert holder.returncode == 0
+
+
+def test_a_benchmark_does_not_adopt_another_agents_run_folder(tmp_path, capsys):
+    """A ``seed-N`` folder a random-search search left where a cma-es benchmark puts its run is refused, not scored as
+    cma-es; the benchmark's run for that seed is failed, naming the fields, and nothing is credited."""
+    from prune_gym.benchmark import get_suite
+    from prune_gym.cli import main
+
+    entry = get_suite("quick-v0").entries[0]
+    foreign = tmp_path / "out" / entry.slug / "seed-1"
+    assert main([*SEARCH, "--agent", "random-search", "--episodes", "2", "--run-dir", str(foreign)]) == 0
+    before = (foreign / "episodes.csv").read_bytes()
+    assert main(["benchmark", "--agent", "cma-es", "--suite", "quick-v0", "--seeds", "1", "--out", str(tmp_path / "out"),
+                 "--quiet"]) == 2
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["runs"] == [] and len(results["failed"]) == 1
+    assert "holds another run (agent, agent_kwargs, env_kwargs.macs_budget" in results["failed"][0]["error"] or \
+        "holds another run (agent, agent_kwargs" in results["failed"][0]["error"], results["failed"][0]["error"]
+    assert (foreign / "episodes.csv").read_bytes() == before and not (foreign / "score.json").exists()
+    assert main([*SEARCH, "--agent", "cma-es", "--episodes", "2", "--seeds", "1", "--run-dir", str(tmp_path / "out" / entry.slug)]) == 2
+    assert "seed 1: RunError" in capsys.readouterr().err

@@ -109,5 +109,6 @@ def collect(out: Path) -> dict[str, Any]:
     for path in sorted(Path(out).glob("*/seed-*/score.json")):
         runs.append(json.loads(path.read_text()))
     for path in sorted(Path(out).glob("*/seed-*/failed.json")):
-        failed.append({key: value for key, value in json.loads(path.read_text()).items() if key != "traceback"})
+        if not path.with_name("score.json").exists():  # a run scored after an earlier failure is scored, not failed
+            failed.append({key: value for key, value in json.loads(path.read_text()).items() if key != "traceback"})
     return {**manifest, "runs": runs, "failed": failed, "aggregates": aggregates(runs)}

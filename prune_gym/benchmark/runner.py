@@ -66,10 +66,12 @@ class Job:
         return dataclasses.replace(self, spec=self.spec.with_env(device=device))
 
     def failure(self, error: str, **details: Any) -> dict[str, Any]:
-        """The failed result of this run, with ``error`` (and ``details``), also written to its folder as ``failed.json``."""
+        """The failed result of this run, with ``error`` (and ``details``), also written to its folder as ``failed.json``
+        (unless the run was scored meanwhile, by another benchmark writing the same folder)."""
         failure = {"entry": self.entry.name, "seed": self.seed, "agent": self.agent, "status": "failed", "error": error, **details}
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.run_dir / "failed.json", json.dumps(failure, indent=2))
+        if not (self.run_dir / "score.json").exists():
+            write_atomic(self.run_dir / "failed.json", json.dumps(failure, indent=2))
         return failure
 
 
@@ -109,8 +111,8 @@ def run_job(job: Job) -> dict[str, Any]:
     """Search, then score by the suite's protocol; returns the run's result (``status`` ok or failed, never raises)."""
     score_path = job.run_dir / "score.json"
     if score_path.exists():
+        (job.run_dir / "failed.json").unlink(missing_ok=True)
         return json.loads(score_path.read_text())
-    (job.run_dir / "failed.json").unlink(missing_ok=True)
     started = time.perf_counter()
     try:
         suite = get_suite(job.suite)
@@ -120,6 +122,7 @@ def run_job(job: Job) -> dict[str, Any]:
         result = score_run(job, suite, summary)
         result["benchmark_seconds"] = time.perf_counter() - started
         write_atomic(score_path, json.dumps(result, indent=2))
+        (job.run_dir / "failed.json").unlink(missing_ok=True)  # an earlier try's, or another benchmark's refused one
         return result
     except KeyboardInterrupt:
         raise
@@ -194,7 +197,7 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     seeds = list(suite.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("--seeds is empty: give at least one seed, or leave it out for the suite's seeds")
-    seeds = [check_int("seeds", seed, 0, "integers >= 0") for seed in seeds]
+    seeds = list(dict.fromkeys(check_int("seeds", seed, 0, "integers >= 0") for seed in seeds))  # each seed once
     given = dict(agent_kwargs or {})
     agent_kwargs = agent_hyperparameters(agent, given)
     env_overrides = dict(env_overrides or {})
