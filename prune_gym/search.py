@@ -180,21 +180,32 @@ def _save_checkpoint(folder: RunFolder, agent: Any, env: Any, episodes: int) -> 
                 weights = {k: v.detach().cpu() for k, v in env.network.model.state_dict().items()}
                 torch.save(weights, staging / "weights.pt")
             (staging / "checkpoint.json").write_text(json.dumps({"episodes": episodes}))
+            (staging / "evaluations.json").write_text(json.dumps(env.evaluator.cache_entries()))
     except OSError as error:
         raise RunError(f"could not write the agent checkpoint in {folder.path} ({error.strerror or error}); every finished "
                        f"episode is in episodes.csv: free some space, then `prune-gym search --resume {folder.path}`") from None
 
 
-def _restore_checkpoint(folder: RunFolder, agent: Any, env: Any, device: str) -> int:
-    """Load the last checkpoint into the agent (and the env's weights); returns the episodes it had seen (0: none)."""
+def _restore_checkpoint(folder: RunFolder, agent: Any, env: Any, device: str, records: list[EpisodeRecord]) -> int:
+    """Load the last checkpoint into the agent, the env's weights and its evaluation cache (so a resumed search counts
+    and re-scores reward evaluations exactly as an uninterrupted one); returns the episodes it had seen (0: none).
+
+    The masks of episodes recorded after the checkpoint (a kill -9 before the next one) join the cache with their
+    recorded scores, as they were evaluated.
+    """
     checkpoint = folder.current_checkpoint()
-    if checkpoint is None:
-        return 0
+    seen = 0
     try:
-        if (checkpoint / "weights.pt").exists():
-            env.load_state_dict(torch.load(checkpoint / "weights.pt", map_location=device, weights_only=True))
-        agent.load(checkpoint / "agent")
-        return int(json.loads((checkpoint / "checkpoint.json").read_text())["episodes"])
+        if checkpoint is not None:
+            if (checkpoint / "weights.pt").exists():
+                env.load_state_dict(torch.load(checkpoint / "weights.pt", map_location=device, weights_only=True))
+            agent.load(checkpoint / "agent")
+            seen = int(json.loads((checkpoint / "checkpoint.json").read_text())["episodes"])
+            if (checkpoint / "evaluations.json").exists():
+                env.evaluator.restore_cache(json.loads((checkpoint / "evaluations.json").read_text()))
+        for record in records[seen:]:
+            env.evaluator.remember(record.keep_mask, record.score)
+        return seen
     except Exception as error:  # a damaged or foreign checkpoint: one line naming it
         raise RunError(f"cannot restore the agent checkpoint {checkpoint} ({type(error).__name__}: {error}); "
                        f"delete that folder to resume without it (the agent then starts afresh)") from None
@@ -292,7 +303,7 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
                                max_episodes=spec.episodes, max_evaluations=spec.max_evaluations)
     agent = make_agent(spec.agent, recorder, seed=spec.seed, **spec.agent_kwargs)
     if resume:
-        seen = _restore_checkpoint(folder, agent, pruning_env, str(pruning_env.device))
+        seen = _restore_checkpoint(folder, agent, pruning_env, str(pruning_env.device), records)
         if seen < len(records):
             print(f"note: the agent resumes from its checkpoint after episode {seen}; episodes {seen}-{len(records) - 1} "
                   "were recorded after it (the process was killed) and stay in episodes.csv", file=sys.stderr)

@@ -129,3 +129,36 @@ def test_a_benchmark_does_not_adopt_another_agents_run_folder(tmp_path, capsys):
     assert (foreign / "episodes.csv").read_bytes() == before and not (foreign / "score.json").exists()
     assert main([*SEARCH, "--agent", "cma-es", "--episodes", "2", "--seeds", "1", "--run-dir", str(tmp_path / "out" / entry.slug)]) == 2
     assert "seed 1: RunError" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("agent, kwargs", [("cma-es", {}), ("ddpg", {"warmup_episodes": 4})])
+def test_a_resumed_search_counts_evaluations_exactly_as_an_uninterrupted_one(agent, kwargs, tmp_path, monkeypatch):
+    """Stopped by Ctrl-C after 5 episodes and resumed, a search records the same episodes and the same evaluation
+    counts as one never stopped: the checkpoint keeps the evaluation cache, and the unpruned network's reference
+    evaluation is the environment's, charged to no agent (a 12-evaluation budget buys 12 one-evaluation episodes)."""
+    import signal
+
+    from prune_gym.runs import RunSpec
+    from prune_gym.search import resume_search, run_search
+    from prune_gym.wrappers import EpisodeRecorder
+
+    spec = RunSpec(task="lenet5-digits", env_kwargs={"reward_samples": 100}, agent=agent, agent_kwargs=kwargs, episodes=12,
+                   max_evaluations=12, checkpoint_every=1)
+    whole = run_search(spec, tmp_path / "whole", progress=False)
+    assert whole["episodes_done"] == 12 and whole["evaluations"] <= 12
+    original_step, finished = EpisodeRecorder.step, []
+
+    def stop_after_five_episodes(self, action):
+        result = original_step(self, action)
+        if result[2]:
+            finished.append(1)
+            if len(finished) == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+        return result
+
+    monkeypatch.setattr(EpisodeRecorder, "step", stop_after_five_episodes)
+    assert run_search(spec, tmp_path / "stopped", progress=False)["episodes_done"] == 5
+    monkeypatch.setattr(EpisodeRecorder, "step", original_step)
+    resume_search(tmp_path / "stopped", progress=False)
+    uninterrupted, resumed = (RunFolder(tmp_path / name).episodes()[0] for name in ("whole", "stopped"))
+    assert [(r.evaluations, r.rates) for r in resumed] == [(r.evaluations, r.rates) for r in uninterrupted]

@@ -118,9 +118,10 @@ def test_wandb_offline_run_is_written_under_the_run_folder(tmp_path):
 
 
 def test_an_evaluation_budget_stops_a_dense_reward_agent_within_an_episode(tmp_path):
-    """A dense reward (``shaped``) evaluates at every step: capped, the search spends exactly the budget; uncapped, more."""
+    """A dense reward (``try-and-learn``: the score after every layer) evaluates at every step: capped, the search spends
+    exactly the budget; uncapped, more."""
     config = RunSpec(task="lenet5-digits", env="FilterSelect-v0", agent="ddpg", episodes=12, seed=0,
-                     env_kwargs={"reward": "shaped", "reward_samples": 200, "action_type": "continuous"},
+                     env_kwargs={"reward": "try-and-learn", "reward_samples": 200, "action_type": "continuous"},
                      agent_kwargs={"warmup_episodes": 12})
     free = run_search(config, tmp_path / "free", progress=False)
     assert free["episodes_done"] == 12 and free["evaluations"] > 12

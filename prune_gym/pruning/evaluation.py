@@ -87,9 +87,30 @@ class MaskEvaluator:
             self._compact = CompactNetwork(self.network, self.prefix_cache_bytes)
         self.clear()
 
+    def cache_entries(self) -> list[tuple[str, float]]:
+        """The cached (mask key in hex, score) pairs, least recently used first: what a checkpoint keeps so that a resumed
+        search counts (and re-scores) exactly what an uninterrupted one would."""
+        return [(key.hex(), value) for key, value in self._cache.items()]
+
+    def restore_cache(self, entries: list[tuple[str, float]]) -> None:
+        """Refill the cache with :meth:`cache_entries` (the counters are not changed)."""
+        self._cache = OrderedDict((bytes.fromhex(key), float(value)) for key, value in entries[-self.cache_size:] if self.cache_size)
+
+    def remember(self, keep: KeepMask, value: float) -> None:
+        """Cache ``value`` as the score of ``keep`` if it is not cached (a resumed search's recorded episodes)."""
+        key = self._key(keep)
+        if self.cache_size > 0 and key not in self._cache:
+            self._cache[key] = value
+            if len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    @staticmethod
+    def _key(keep: KeepMask) -> bytes:
+        return np.packbits(np.concatenate([np.asarray(m, dtype=bool) for m in keep])).tobytes()
+
     def score(self, keep: KeepMask) -> float:
         """The metric of the network pruned by ``keep`` on the samples (accuracy: the fraction classified correctly)."""
-        key = np.packbits(np.concatenate([np.asarray(m, dtype=bool) for m in keep])).tobytes()
+        key = self._key(keep)
         if key in self._cache:
             self.hits += 1
             self._cache.move_to_end(key)
