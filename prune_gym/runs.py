@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 
 from prune_gym.errors import RunError
-from prune_gym.storage import ChecksummedCSV, exclusive_lock, write_atomic
+from prune_gym.storage import ChecksummedCSV, check_regular_file, exclusive_lock, write_atomic
 
 WandbMode = Literal["online", "offline", "disabled"]
 WANDB_MODES: tuple[WandbMode, ...] = ("online", "offline", "disabled")
@@ -145,6 +145,7 @@ class RunSpec:
         A config written before the environment's keywords were one mapping (``reward``, ``macs_budget``,
         ``reward_samples`` and ``device`` as fields of their own) is read into ``env_kwargs``.
         """
+        check_regular_file(path)
         try:
             data = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -426,6 +427,7 @@ class RunFolder:
 
     def read_summary(self) -> dict[str, Any]:
         """The run's ``summary.json``."""
+        check_regular_file(self.summary_path)
         try:
             summary = json.loads(self.summary_path.read_text())
         except FileNotFoundError:

@@ -186,7 +186,7 @@ def _save_checkpoint(folder: RunFolder, agent: Any, env: Any, episodes: int) -> 
                        f"episode is in episodes.csv: free some space, then `prune-gym search --resume {folder.path}`") from None
 
 
-def _restore_checkpoint(folder: RunFolder, agent: Any, env: Any, device: str, records: list[EpisodeRecord]) -> int:
+def _restore_checkpoint(folder: RunFolder, agent: Any, env: Any, device: str, records: list[EpisodeRecord], torn: bool) -> int:
     """Load the last checkpoint into the agent, the env's weights and its evaluation cache (so a resumed search counts
     and re-scores reward evaluations exactly as an uninterrupted one); returns the episodes it had seen (0: none).
 
@@ -205,10 +205,16 @@ def _restore_checkpoint(folder: RunFolder, agent: Any, env: Any, device: str, re
                 env.evaluator.restore_cache(json.loads((checkpoint / "evaluations.json").read_text()))
         for record in records[seen:]:
             env.evaluator.remember(record.keep_mask, record.score)
-        return seen
     except Exception as error:  # a damaged or foreign checkpoint: one line naming it
         raise RunError(f"cannot restore the agent checkpoint {checkpoint} ({type(error).__name__}: {error}); "
                        f"delete that folder to resume without it (the agent then starts afresh)") from None
+    if seen > len(records) and torn:
+        print(f"note: the agent's checkpoint has seen {seen} episodes, episodes.csv keeps {len(records)} (its torn last "
+              f"record was dropped): episodes {len(records)}-{seen - 1} run again", file=sys.stderr)
+    elif seen > len(records):
+        raise RunError(f"{folder.episodes_path} holds {len(records)} episodes but the agent's checkpoint has seen {seen}: the "
+                       f"file was deleted, emptied or cut; restore it, or delete {checkpoint} to start the agent afresh")
+    return seen
 
 
 def run_search(spec: RunSpec, run_dir: str | Path | None = None, progress: bool = True,
@@ -303,7 +309,7 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
                                max_episodes=spec.episodes, max_evaluations=spec.max_evaluations)
     agent = make_agent(spec.agent, recorder, seed=spec.seed, **spec.agent_kwargs)
     if resume:
-        seen = _restore_checkpoint(folder, agent, pruning_env, str(pruning_env.device), records)
+        seen = _restore_checkpoint(folder, agent, pruning_env, str(pruning_env.device), records, torn=warning is not None)
         if seen < len(records):
             print(f"note: the agent resumes from its checkpoint after episode {seen}; episodes {seen}-{len(records) - 1} "
                   "were recorded after it (the process was killed) and stay in episodes.csv", file=sys.stderr)

@@ -69,6 +69,13 @@ def write_atomic(path: str | os.PathLike, content: bytes | str | Writer) -> None
     _fsync_folder(path.parent)
 
 
+def check_regular_file(path: str | os.PathLike) -> None:
+    """Refuse, in one line, a path that exists but is not a regular file (a FIFO would block a read forever)."""
+    if os.path.lexists(path) and not Path(path).is_file():
+        raise RunError(f"{path} is not a regular file (a FIFO, a folder, a device or a dangling link?): restore it, or "
+                       "start a new run folder")
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, in hex."""
     digest = hashlib.sha256()
@@ -103,9 +110,13 @@ class ChecksummedCSV:
     def read(self) -> tuple[list[dict[str, str]], str | None]:
         """The valid rows, and a warning if a torn last line was found (it is not returned).
 
+        A torn line is an unterminated last one (an append is one write ending in a newline); a complete line whose
+        checksum does not match is corruption, wherever it is, and is never dropped.
+
         Raises:
-            RunError: a line other than the last is damaged, or the header names other fields.
+            RunError: a complete line is damaged, the header names other fields, or the path is not a regular file.
         """
+        check_regular_file(self.path)
         if not self.path.exists():
             return [], None
         lines = self.path.read_bytes().split(b"\n")
@@ -113,7 +124,7 @@ class ChecksummedCSV:
         rows: list[dict[str, str]] = []
         for number, (raw, terminated) in enumerate(entries, start=1):
             if not (terminated and self._intact(raw)):
-                if number == len(entries):
+                if not terminated and number == len(entries):
                     return rows, (f"{self.path} line {number} is torn (an interrupted write) and was dropped: "
                                   f"{raw[:60].decode(errors='replace')!r}")
                 raise RunError(f"{self.path} line {number} is damaged (checksum mismatch): the file was modified or "

@@ -162,3 +162,36 @@ def test_a_resumed_search_counts_evaluations_exactly_as_an_uninterrupted_one(age
     resume_search(tmp_path / "stopped", progress=False)
     uninterrupted, resumed = (RunFolder(tmp_path / name).episodes()[0] for name in ("whole", "stopped"))
     assert [(r.evaluations, r.rates) for r in resumed] == [(r.evaluations, r.rates) for r in uninterrupted]
+
+
+def test_no_hang_a_fifo_a_huge_seed_range_or_an_unreachable_ray_is_one_line_within_seconds(finished_run, tmp_path):
+    run = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
+    (run / "episodes.csv").unlink()
+    os.mkfifo(run / "episodes.csv")
+    assert_one_line_error(cli("search", "--resume", str(run), "--quiet", timeout=60), "episodes.csv is not a regular file")
+    assert_one_line_error(cli(*SEARCH, "--seeds", "0-300000", "--run-dir", str(tmp_path / "many"), timeout=60), "more than 1000 seeds")
+    assert_one_line_error(cli(*SEARCH, "--agent", "uniform", "--episodes", "1", "--seeds", "0", "--ray", "127.0.0.1:1",
+                              "--run-dir", str(tmp_path / "ray"), timeout=60), "no Ray cluster answers at 127.0.0.1:1")
+    assert not (tmp_path / "many").exists() and not (tmp_path / "ray").exists()
+
+
+def test_no_silent_nonsense_in_a_run_folders_records(finished_run, tmp_path):
+    """A flipped byte in the last complete record is corruption (refused, the file untouched), not a torn write; an
+    emptied or deleted episodes.csv is not resumed as if the agent's checkpoint had seen nothing."""
+    for damage in ("flip", "empty", "delete"):
+        run = tmp_path / damage
+        subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
+        csv = run / "episodes.csv"
+        if damage == "flip":
+            data = bytearray(csv.read_bytes())
+            data[-20] ^= 0x01
+            csv.write_bytes(bytes(data))
+        elif damage == "empty":
+            csv.write_bytes(b"")
+        else:
+            csv.unlink()
+        before = csv.read_bytes() if csv.exists() else None
+        expected = "line 4 is damaged (checksum mismatch)" if damage == "flip" else "holds 0 episodes but the agent's checkpoint has seen 3"
+        assert_one_line_error(cli("search", "--resume", str(run), "--episodes", "5", "--quiet"), expected)
+        assert (csv.read_bytes() if csv.exists() else None) == before, "nothing is deleted or rewritten"

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import math
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None, runtime_env: 
         raise ValueError(f"invalid Ray address {address!r}: expected 'local' or a cluster's HOST:PORT")
     if address != LOCAL and num_cpus is not None:
         raise ValueError(f"num_cpus={num_cpus} applies to a local Ray instance only: the cluster at {address} has its own CPUs")
+    check_reachable(address)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if address == LOCAL:
         # Ray otherwise replaces 127.0.0.1 by the address it routes to a public DNS server with; this keeps every socket on loopback.
@@ -70,6 +72,21 @@ def ray_session(address: str = LOCAL, num_cpus: int | None = None, runtime_env: 
     finally:
         ray.shutdown()
         ray_constants.ENABLE_RAY_CLUSTER = clusters
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse, within ``timeout`` seconds, a cluster address nothing listens on (Ray itself retries for minutes, then
+    names another address); ``local`` and ``auto`` are not checked."""
+    if address in (LOCAL, "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"invalid Ray address {address!r}: expected HOST:PORT, ray://HOST:PORT, auto or local")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise ValueError(f"no Ray cluster answers at {address} ({error.strerror or error}): start one there "
+                         "(`ray start --head`) or give its address") from None
 
 
 def require_ray() -> Any:
