@@ -195,3 +195,25 @@ def test_no_silent_nonsense_in_a_run_folders_records(finished_run, tmp_path):
         expected = "line 4 is damaged (checksum mismatch)" if damage == "flip" else "holds 0 episodes but the agent's checkpoint has seen 3"
         assert_one_line_error(cli("search", "--resume", str(run), "--episodes", "5", "--quiet"), expected)
         assert (csv.read_bytes() if csv.exists() else None) == before, "nothing is deleted or rewritten"
+
+
+@pytest.mark.parametrize("arguments, words", [
+    (["--env", "importboom:X-v0"], ["cannot import 'importboom'", "RuntimeError: boom at import"]),
+    (["--reward", "importboom:f"], ["cannot load reward 'importboom:f'", "RuntimeError"]),
+    (["--reward", "syntaxbad:f"], ["cannot load reward 'syntaxbad:f'", "SyntaxError"]),
+    (["--reward", "nomodule_zz:f"], ["cannot load reward 'nomodule_zz:f'", "ModuleNotFoundError"]),
+    (["--task", "os:getcwd"], ["'os:getcwd' is not a task"]),
+])
+def test_hostile_names_on_the_command_line_are_one_line_and_leave_no_folder(arguments, words, tmp_path):
+    (tmp_path / "importboom.py").write_text("raise RuntimeError('boom at import')\n")
+    (tmp_path / "syntaxbad.py").write_text("def f(:\n")
+    result = cli(*SEARCH, "--agent", "uniform", "--episodes", "1", "--run-dir", str(tmp_path / "run"), *arguments,
+                 env={**os.environ, "PYTHONPATH": str(tmp_path)}, cwd=tmp_path)
+    assert_one_line_error(result, *words)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_suite_named_by_code_that_is_no_suite_is_one_line(tmp_path):
+    assert_one_line_error(cli("benchmark", "--agent", "uniform", "--suite", "os:getcwd", "--out", str(tmp_path / "b")),
+                          "'os:getcwd' is not a suite")
+    assert not (tmp_path / "b").exists()

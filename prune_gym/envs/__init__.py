@@ -69,16 +69,17 @@ def environment_class(env_id: str) -> type[PruningEnv]:
     name = env_id
     if ":" in env_id:
         module, _, name = env_id.partition(":")
-        try:
+        try:  # user code: whatever its import raises is one line
             importlib.import_module(module)
-        except ImportError as error:
-            raise ValueError(f"cannot import {module!r} for environment {env_id!r}: {error}") from None
+        except Exception as error:
+            raise ValueError(f"cannot import {module!r} for environment {env_id!r}: {type(error).__name__}: "
+                             f"{' '.join(str(error).split())}") from None
     spec = gym.registry.get(name)
     cls = None
     if spec is not None:
         try:
             cls = gym.envs.registration.load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
-        except (ImportError, AttributeError):
+        except Exception:  # an entry point whose module fails to import is no usable environment
             cls = None
     if not (isinstance(cls, type) and issubclass(cls, PruningEnv)):
         raise ValueError(f"unknown environment {env_id!r}; prune_gym environments: {list_environments()} "
