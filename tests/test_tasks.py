@@ -1,6 +1,8 @@
 """Datasets, splits, task registry, pretraining, checkpoints and the `prune-gym` CLI."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -135,3 +137,122 @@ def test_cli_pretrain_and_list(tmp_path, monkeypatch, capsys):
     assert "try-and-learn" in capsys.readouterr().out
     assert main(["pretrain", "no-such-task"]) == 2
     assert "lenet5-digits" in capsys.readouterr().err
+
+
+# ------------------------------------------- bad task names and inputs are one line
+def cli(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``prune-gym ARGUMENTS`` in a subprocess (the environment, $PRUNE_GYM_CACHE and $PYTHONPATH included, is this process's)."""
+    return subprocess.run([sys.executable, "-m", "prune_gym.cli", *arguments], capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("prune-gym"), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a/b", "/tmp/x", ".hidden", "..", "", "two words", "x:y", "a" * 201])
+def test_task_names_that_are_not_plain_file_names_are_refused(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("PRUNE_GYM_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match="invalid task name"):
+        prune_gym.register_task(name, "lenet5", "digits", reward_size=300, overwrite=True)
+    with pytest.raises(ValueError, match="invalid task name"):
+        prune_gym.Task(name, "lenet5", "digits", 300)
+    assert name not in prune_gym.list_tasks()
+
+
+def test_a_task_name_cannot_put_its_checkpoint_outside_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("PRUNE_GYM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    (tmp_path / "escaping_task.py").write_text("import prune_gym\nTASK = prune_gym.Task('../../escape', 'lenet5', 'digits', 300)\n")
+    assert_one_line_error(cli("pretrain", "escaping_task:TASK", "--epochs", "1", "--quiet"), "invalid task name", "../../escape")
+    assert_one_line_error(cli("pretrain", "../../escape", "--epochs", "1", "--quiet"), "invalid task name")
+    (tmp_path / "file.pt").write_bytes(b"x")
+    assert_one_line_error(cli("checkpoint", "import", "../../escape", str(tmp_path / "file.pt")), "invalid task name")
+    assert not list(tmp_path.rglob("escape*")), "nothing is written outside the cache"
+    task = prune_gym.register_task("test-plain_name.v2", "lenet5", "digits", reward_size=300, overwrite=True)
+    assert task.checkpoint_path() == tmp_path / "cache" / "checkpoints" / "test-plain_name.v2.pt"
+
+
+def images(n: int, channels: int = 1, classes: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(n)
+    return torch.randn(n, channels, 28, 28, generator=generator), torch.arange(n) % classes
+
+
+def small_cnn() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+
+
+@pytest.mark.parametrize("data, options, words", [
+    ((torch.zeros(0, 1, 28, 28), torch.zeros(0, dtype=torch.long), *images(20)), {}, ["train set is empty"]),
+    ((*images(200, classes=12), *images(20, classes=12)), {}, ["labels go up to 11", "outputs 10 classes", "12 outputs"]),
+    ((*images(200, channels=3), *images(20, channels=3)), {}, ["model fails on the data's images of shape (N, 3, 28, 28)",
+                                                             "channels"]),
+    ((*images(200), *images(20)), {"epochs": -1}, ["invalid epochs=-1", "positive"]),
+    ((*images(200), *images(20)), {"epochs": 0}, ["invalid epochs=0"]),
+    ((*images(200), *images(20)), {"lr": float("nan")}, ["invalid lr=nan", "finite"]),
+    ((*images(200), *images(20)), {"batch_size": 0}, ["invalid batch_size=0"]),
+    ((*images(200), *images(20)), {"optimizer": "rmsprop"}, ["invalid optimizer='rmsprop'"]),
+    ((*images(200), *images(20)), {"epoch": 3}, ["unknown training option(s) ['epoch']", "epochs"]),
+])
+def test_register_task_refuses_bad_inputs_in_one_line_naming_the_task(data, options, words):
+    with pytest.raises(ValueError) as error:
+        prune_gym.register_task("test-bad-input", small_cnn, data, reward_size=50, overwrite=True, **options)
+    message = str(error.value)
+    assert "\n" not in message and "'test-bad-input'" in message, message
+    for word in words:
+        assert word in message, message
+    assert "test-bad-input" not in prune_gym.list_tasks(), "nothing is registered"
+
+
+USER_TASKS = '''
+import torch
+from torch import nn
+
+import prune_gym
+from prune_gym.tasks import DatasetArrays
+
+
+def model():
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+
+
+def arrays(channels=1, classes=10, train=200):
+    x = torch.randn(train + 20, channels, 28, 28, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(train + 20) % classes
+    return DatasetArrays(x[:train], y[:train], x[train:], y[train:])
+
+
+prune_gym.register_dataset("user-empty", lambda root, download: arrays(train=0))
+CHANNELS = prune_gym.register_task("user-channels", model, lambda: arrays(channels=3), reward_size=50)
+CLASSES = prune_gym.register_task("user-classes", model, lambda: arrays(classes=12), reward_size=50)
+EMPTY = prune_gym.register_task("user-empty", model, lambda: arrays(train=0), reward_size=50)
+EMPTY_DATASET = prune_gym.register_task("user-empty-dataset", model, "user-empty", reward_size=50)
+EMPTY_PAIR = prune_gym.register_task("user-empty-pair", model, ([], []), reward_size=50)
+'''
+
+
+@pytest.mark.parametrize("attribute, words", [
+    ("CHANNELS", ["'user-channels'", "(N, 3, 28, 28)"]),
+    ("CLASSES", ["'user-classes'", "labels go up to 11", "outputs 10 classes"]),
+    ("EMPTY", ["'user-empty'", "train set is empty"]),
+    ("EMPTY_DATASET", ["dataset 'user-empty'", "train set is empty"]),
+    ("EMPTY_PAIR", ["'user-empty-pair'", "train dataset is empty"]),
+])
+def test_data_loaded_on_first_use_is_checked_before_pretraining_writes_anything(tmp_path, monkeypatch, attribute, words):
+    """Data given as a loader or a dataset name is known at first load: `prune-gym pretrain` refuses it in one line."""
+    monkeypatch.setenv("PRUNE_GYM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    (tmp_path / "user_tasks.py").write_text(USER_TASKS)
+    assert_one_line_error(cli("pretrain", f"user_tasks:{attribute}", "--epochs", "1", "--quiet"), *words)
+    assert not (tmp_path / "cache" / "checkpoints").exists() or not any((tmp_path / "cache" / "checkpoints").iterdir())
+
+
+def test_training_options_given_at_registration_are_checked_through_the_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    (tmp_path / "user_epochs.py").write_text("import prune_gym\n"
+                                             "TASK = prune_gym.register_task('user-epochs', 'lenet5', 'digits', epochs=-1)\n")
+    assert_one_line_error(cli("pretrain", "user_epochs:TASK", "--quiet"), "'user-epochs'", "invalid epochs=-1")

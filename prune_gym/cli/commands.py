@@ -20,12 +20,15 @@ from prune_gym.cli.options import (
     search_spec,
 )
 from prune_gym.cli.tables import print_summary
+from prune_gym.validation import check_int
 
 
 def pretrain(args: argparse.Namespace) -> int:
     from prune_gym.tasks import get_task
     from prune_gym.tasks.training import load_checkpoint
 
+    if args.epochs is not None:
+        check_int("epochs", args.epochs, 1, "a positive number of training epochs")
     task = get_task(args.task)
     path = task.checkpoint_path()
     if path.exists() and not args.retrain:

@@ -77,41 +77,44 @@ class Splits:
         return Splits(*(getattr(self, name).to(device).contiguous() for name in self.__dataclass_fields__))
 
 
-def check_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, name: str) -> DatasetArrays:
+def check_arrays(x_train: Any, y_train: Any, x_test: Any, y_test: Any, name: str, kind: str = "task") -> DatasetArrays:
     """Validate user data and return it as :class:`DatasetArrays` (float32 images, int64 labels).
 
-    Images: 4-D (N, C, H, W), finite. Labels: integers >= 0, one per image
+    Images: 4-D (N, C, H, W), finite, not empty. Labels: integers >= 0, one per image
     ``(N,)``, or one per pixel ``(N, H, W)`` for segmentation; at least two classes.
 
     Raises:
-        ValueError: one line naming the task, the part and what is wrong.
+        ValueError: one line naming the task (or ``kind``: the dataset), the part and what is wrong.
     """
     import torch
 
     parts = {}
     for part, x, y in (("train", x_train, y_train), ("test", x_test, y_test)):
         x, y = torch.as_tensor(x), torch.as_tensor(y)
+        if x.numel() == 0 or y.numel() == 0:
+            raise ValueError(f"{kind} {name!r}: the {part} set is empty (images {tuple(x.shape)}, labels {tuple(y.shape)}); "
+                             f"give it labelled images")
         if x.dim() != 4:
-            raise ValueError(f"task {name!r}: {part} images have shape {tuple(x.shape)}; expected (N, channels, height, width)")
+            raise ValueError(f"{kind} {name!r}: {part} images have shape {tuple(x.shape)}; expected (N, channels, height, width)")
         if y.dtype.is_floating_point or y.dtype == torch.bool or y.dtype.is_complex:
-            raise ValueError(f"task {name!r}: {part} labels are {y.dtype}; expected integer class indices (cast them with .long())")
+            raise ValueError(f"{kind} {name!r}: {part} labels are {y.dtype}; expected integer class indices (cast them with .long())")
         if len(y) != len(x):
-            raise ValueError(f"task {name!r}: {len(x)} {part} images but {len(y)} labels; give one label per image")
+            raise ValueError(f"{kind} {name!r}: {len(x)} {part} images but {len(y)} labels; give one label per image")
         if y.shape[1:] not in ((), tuple(x.shape[2:])):
-            raise ValueError(f"task {name!r}: {part} labels have shape {tuple(y.shape)}; expected ({len(x)},) or per pixel "
+            raise ValueError(f"{kind} {name!r}: {part} labels have shape {tuple(y.shape)}; expected ({len(x)},) or per pixel "
                              f"({len(x)}, {x.shape[2]}, {x.shape[3]})")
         if len(y) and int(y.min()) < 0:
-            raise ValueError(f"task {name!r}: {part} labels include {int(y.min())}; class indices start at 0")
+            raise ValueError(f"{kind} {name!r}: {part} labels include {int(y.min())}; class indices start at 0")
         x = x.float()
         if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"task {name!r}: {part} images contain NaN or inf; clean or drop those images")
+            raise ValueError(f"{kind} {name!r}: {part} images contain NaN or inf; clean or drop those images")
         parts[part] = (x.contiguous(), y.long())
     if parts["train"][0].shape[1:] != parts["test"][0].shape[1:]:
-        raise ValueError(f"task {name!r}: train images are {tuple(parts['train'][0].shape[1:])}, test images "
+        raise ValueError(f"{kind} {name!r}: train images are {tuple(parts['train'][0].shape[1:])}, test images "
                          f"{tuple(parts['test'][0].shape[1:])}; both need the same (channels, height, width)")
     arrays = DatasetArrays(*parts["train"], *parts["test"])
     if arrays.num_classes < 2:
-        raise ValueError(f"task {name!r}: the labels hold a single class; a classifier needs at least two")
+        raise ValueError(f"{kind} {name!r}: the labels hold a single class; a classifier needs at least two")
     return arrays
 
 
@@ -266,8 +269,11 @@ _DATASETS: Registry[DatasetLoader] = Registry("dataset")
 
 @lru_cache(maxsize=8)
 def _cached(name: str, root: Path, download: bool) -> DatasetArrays:
-    return _DATASETS.get(name)(root, download)
-
+    arrays = _DATASETS.get(name)(root, download)
+    if not isinstance(arrays, DatasetArrays):
+        raise ValueError(f"dataset {name!r}: its loader returned {type(arrays).__name__}, not DatasetArrays; "
+                         "return DatasetArrays(x_train, y_train, x_test, y_test)")
+    return check_arrays(arrays.x_train, arrays.y_train, arrays.x_test, arrays.y_test, name, kind="dataset")
 
 
 def register_dataset(name: str, loader: DatasetLoader | None = None, *, overwrite: bool = False) -> Any:

@@ -9,8 +9,9 @@ and are loaded with ``weights_only=True``.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from prune_gym.errors import CheckpointMissingError
@@ -19,6 +20,7 @@ from prune_gym.registry import Registry
 from prune_gym.tasks.data import DatasetArrays, Splits, check_arrays, load_dataset, make_splits
 from prune_gym.tasks.metrics import evaluate, get_metric
 from prune_gym.tasks.training import TrainingConfig, TrainResult, load_checkpoint, save_checkpoint, train
+from prune_gym.validation import check_int
 
 if TYPE_CHECKING:  # torch is imported where it runs: `prune-gym list tasks` starts without it
     import torch
@@ -26,6 +28,20 @@ if TYPE_CHECKING:  # torch is imported where it runs: `prune-gym list tasks` sta
 
 ModelSource: TypeAlias = "str | nn.Module | Callable[[], nn.Module]"
 DataSource = str | Callable[[], DatasetArrays]
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+
+
+def check_task_name(name: Any) -> str:
+    """``name`` if it can name a file in the cache: letters, digits, ``-``, ``_`` and ``.``, not first, at most 200.
+
+    Raises:
+        ValueError: one line saying why and what a task name may hold.
+    """
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+        raise ValueError(f"invalid task name {name!r}: a task's name is its checkpoint's file name in the cache, so it may hold "
+                         "only letters, digits, '-', '_' and '.' (not first), at most 200 characters; rename the task")
+    return name
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,10 @@ class Task:
     metric: str = "accuracy"
 
     def __post_init__(self) -> None:
+        check_task_name(self.name)
+        check_int("reward_size", self.reward_size, 1, f"a positive number of held-out images (task {self.name!r})")
+        if not isinstance(self.training, TrainingConfig):
+            raise ValueError(f"task {self.name!r}: training must be a TrainingConfig, got {type(self.training).__name__}")
         get_metric(self.metric)
 
     def arrays(self) -> DatasetArrays:
@@ -85,15 +105,23 @@ class Task:
 
     def checkpoint_path(self):
         """Where the trained checkpoint is cached."""
-        return checkpoint_path(self.name)
+        return checkpoint_path(check_task_name(self.name))
 
     def pretrain(self, device: str | torch.device = "cpu", epochs: int | None = None, progress: bool = True) -> TrainResult:
-        """Train the model from scratch (seeded: same initialisation and batches every time) and cache its checkpoint."""
+        """Train the model from scratch (seeded: same initialisation and batches every time) and cache its checkpoint.
+
+        Raises:
+            ValueError: ``epochs`` is not a positive integer, or the model does not fit the data (nothing is written).
+        """
+        if epochs is not None:
+            check_int("epochs", epochs, 1, f"a positive number of training epochs (task {self.name!r}; "
+                      "an untrained network is never cached)")
         import torch
 
+        config = self.training if epochs is None else replace(self.training, epochs=epochs)
+        _check_fit_once(self)
         torch.manual_seed(self.split_seed)
         model = self.build_model().to(device)
-        config = self.training if epochs is None else TrainingConfig(**{**self.training.__dict__, "epochs": epochs})
         splits = self.splits(device)
         stats = train(model, splits, config, seed=self.split_seed, progress=progress, description=f"pretrain {self.name}",
                       metric=self.metric)
@@ -120,6 +148,7 @@ class Task:
                 raise CheckpointMissingError(f"task {self.name!r} has no trained checkpoint at {path}; "
                                              f"run `prune-gym pretrain {self.name}` first")
             self.pretrain(device, progress=progress)
+        _check_fit_once(self)
         model = self.build_model()
         load_checkpoint(path, model, self.name)
         return model.to(device).eval()
@@ -127,6 +156,7 @@ class Task:
 
 _USER_DATA: dict[str, DatasetArrays] = {}
 _SPLITS: dict[tuple[str, int, int], Splits] = {}
+_FITTED: set[str] = set()  # tasks whose model was seen to run on their data in this process
 
 
 def _cached_user_data(task: Task) -> DatasetArrays:
@@ -138,6 +168,53 @@ def _cached_user_data(task: Task) -> DatasetArrays:
     return _USER_DATA[task.name]
 
 
+def _build(task: Task, arrays: DatasetArrays) -> nn.Module:
+    from prune_gym.tasks.models import build_model
+
+    if isinstance(task.model, str):
+        return build_model(task.model, num_classes=arrays.num_classes, in_channels=arrays.input_shape[0])
+    return task.model()
+
+
+def check_fit(task: Task, arrays: DatasetArrays) -> None:
+    """Refuse a model that cannot be trained on the data: it fails on two of its images, outputs the wrong shape,
+    or fewer classes than the labels need.
+
+    Raises:
+        ValueError: one line naming the task and the mismatch.
+    """
+    import torch
+
+    model = _build(task, arrays)
+    images, labels = arrays.x_train[:2], arrays.y_train
+    try:
+        with torch.no_grad():
+            output = model.eval()(images)
+    except Exception as error:  # a user's model raises whatever its layers raise
+        first = (str(error).strip().splitlines() or [""])[0]
+        channels, height, width = arrays.input_shape
+        raise ValueError(f"task {task.name!r}: the model fails on the data's images of shape (N, {channels}, {height}, {width}) "
+                         f"({type(error).__name__}: {first}); make its input layers fit the images' channels and size") from None
+    per_pixel = labels.dim() == 3
+    expected = f"({len(images)}, classes, {labels.shape[1]}, {labels.shape[2]})" if per_pixel else f"({len(images)}, classes)"
+    shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+    if not isinstance(output, torch.Tensor) or output.dim() != (4 if per_pixel else 2) or output.shape[0] != len(images) or (
+            per_pixel and tuple(output.shape[2:]) != tuple(labels.shape[1:])):
+        what = "per-pixel labels" if per_pixel else "one label per image"
+        raise ValueError(f"task {task.name!r}: the model outputs {shape} for {len(images)} images but the data has {what}; "
+                         f"expected logits of shape {expected}")
+    if output.shape[1] < arrays.num_classes:
+        raise ValueError(f"task {task.name!r}: the labels go up to {arrays.num_classes - 1} but the model outputs "
+                         f"{output.shape[1]} classes; give the model {arrays.num_classes} outputs, or relabel the data "
+                         f"from 0 to {output.shape[1] - 1}")
+
+
+def _check_fit_once(task: Task) -> None:
+    if task.name not in _FITTED:
+        check_fit(task, task.arrays())
+        _FITTED.add(task.name)
+
+
 def _cached_splits(task: Task) -> Splits:
     key = (task.name, task.reward_size, task.split_seed)
     if key not in _SPLITS:
@@ -145,21 +222,32 @@ def _cached_splits(task: Task) -> Splits:
     return _SPLITS[key]
 
 
-_TASKS: Registry[Task] = Registry("task")
+def _as_task(name: str, value: Any) -> Task:
+    """A task found as ``module:attribute`` must be a :class:`Task`."""
+    if not isinstance(value, Task):
+        raise ValueError(f"task {name!r} is a {type(value).__name__}, not a prune_gym Task; name a registered task "
+                         "(`prune-gym list tasks`) or a module:attribute holding a Task (e.g. what register_task returns)")
+    return value
+
+
+_TASKS: Registry[Task] = Registry("task", adapt=_as_task)
 
 
 def _add(task: Task, overwrite: bool = False) -> Task:
     _TASKS.register(task.name, task, overwrite)
     _USER_DATA.pop(task.name, None)
+    _FITTED.discard(task.name)
     for key in [k for k in _SPLITS if k[0] == task.name]:
         del _SPLITS[key]
     return task
 
 
-def _stack(dataset: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def _stack(dataset: Any, name: str, part: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Images and labels of an indexable (image tensor, label) dataset as two tensors."""
     import torch
 
+    if len(dataset) == 0:
+        raise ValueError(f"task {name!r}: the {part} dataset is empty; give it labelled images")
     images, labels = zip(*(dataset[i] for i in range(len(dataset))))
     return torch.stack([torch.as_tensor(image) for image in images]).float(), torch.as_tensor(labels)
 
@@ -173,12 +261,22 @@ def _as_data_source(data: Any, name: str) -> DataSource:
     if isinstance(data, Sequence) and len(data) == 4:
         x_train, y_train, x_test, y_test = data
         arrays = check_arrays(x_train, y_train, x_test, y_test, name)
-        return lambda: arrays
+        return _InMemory(arrays)
     if isinstance(data, Sequence) and len(data) == 2:
         train_set, test_set = data
-        return lambda: DatasetArrays(*_stack(train_set), *_stack(test_set))
+        return lambda: DatasetArrays(*_stack(train_set, name, "train"), *_stack(test_set, name, "test"))
     raise TypeError("data must be a dataset name, DatasetArrays, (x_train, y_train, x_test, y_test) tensors, "
                     f"or a (train_dataset, test_dataset) pair; got {type(data).__name__}")
+
+
+@dataclass(frozen=True, eq=False)
+class _InMemory:
+    """The loader of data given as tensors (already checked): the model is checked against it at registration."""
+
+    arrays: DatasetArrays
+
+    def __call__(self) -> DatasetArrays:
+        return self.arrays
 
 
 def check_model(model: Any, name: str) -> None:
@@ -232,8 +330,19 @@ def register_task(
         auto_pretrain: train on first use instead of asking for ``prune-gym pretrain``.
         metric: the registered metric the task is scored by (``accuracy``; ``mean-iou`` for segmentation).
         training: fields of :class:`TrainingConfig` (epochs, batch_size, lr, optimizer, ...).
+
+    Raises:
+        ValueError: one line naming the task and the problem: an invalid name, bad data or training options, a
+            model prune_gym cannot prune, or (data given as tensors now, else at first pretraining or load) a model
+            that does not run on the images or has fewer outputs than the labels need.
     """
     from torch import nn
+
+    check_task_name(name)
+    try:
+        config = TrainingConfig.from_options(training)
+    except ValueError as error:
+        raise ValueError(f"task {name!r}: {error}") from None
 
     factory: str | Callable[[], nn.Module]
     if isinstance(model, nn.Module):
@@ -250,9 +359,14 @@ def register_task(
     from prune_gym.tasks.models import build_model
 
     check_model(factory() if callable(factory) else build_model(factory), name)
-    task = Task(name, factory, _as_data_source(data, name), reward_size, TrainingConfig(**training), auto_pretrain,
+    task = Task(name, factory, _as_data_source(data, name), reward_size, config, auto_pretrain,
                 description=description, metric=metric)
-    return _add(task, overwrite)
+    if isinstance(task.dataset, _InMemory):
+        check_fit(task, task.dataset.arrays)
+    _add(task, overwrite)
+    if isinstance(task.dataset, _InMemory):
+        _FITTED.add(task.name)
+    return task
 
 
 def list_tasks() -> list[str]:
@@ -261,8 +375,17 @@ def list_tasks() -> list[str]:
 
 
 def get_task(task: str | Task) -> Task:
-    """A task by name (or the task itself); unknown names list the registered ones."""
-    return task if isinstance(task, Task) else _TASKS.get(task)
+    """A task by name, by ``module:attribute`` (a :class:`Task` object), or the task itself.
+
+    Raises:
+        ValueError: an unknown name (the message lists the registered ones), a name that cannot name a file in
+            the cache, or a ``module:attribute`` that is not a Task.
+    """
+    if isinstance(task, Task):
+        return task
+    if isinstance(task, str) and ":" not in task and task not in _TASKS:
+        check_task_name(task)
+    return _TASKS.get(task)
 
 
 _LENET: dict[str, Any] = dict(optimizer="adam", lr=2e-3, weight_decay=0.0, batch_size=64)
