@@ -12,7 +12,9 @@ end of the running episode and checkpoints there, so resuming continues exactly
 where an uninterrupted run would be (same agent state, replay buffer and random
 state). After ``kill -9`` or a crash no finished episode is lost, but the agent
 restarts from its last checkpoint, so the episodes recorded after it were not
-learned from; with ``checkpoint_every=1`` nothing is lost at all.
+learned from (with ``checkpoint_every=1``, at most the episode whose record was written when the process died; the
+resume names them). The checkpoint keeps the environment's evaluation cache too, so evaluation counts continue as
+an uninterrupted run's.
 """
 
 from __future__ import annotations
