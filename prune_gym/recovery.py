@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,14 @@ def pruned_network(run_dir: str | Path, device: str = "cpu", trust_code: bool = 
     checkpoint = folder.current_checkpoint()
     if checkpoint is not None and (checkpoint / "weights.pt").exists():  # the agent fine-tuned the network during the search
         searched = copy.deepcopy(model)
-        searched.load_state_dict(torch.load(checkpoint / "weights.pt", map_location=device, weights_only=True))
+        try:
+            with warnings.catch_warnings():  # torch warns about a pickle's protocol before refusing it
+                warnings.simplefilter("ignore")
+                searched.load_state_dict(torch.load(checkpoint / "weights.pt", map_location=device, weights_only=True))
+        except Exception as error:  # a damaged file, or a pickle that is more than weights: refused, never run
+            detail = " ".join(str(error).split())[:200]
+            raise RunError(f"{checkpoint / 'weights.pt'} is not the network's weights ({type(error).__name__}: {detail}); "
+                           "restore it or delete the checkpoint folder") from None
     keep = load_mask(folder.best_mask_path)
     splits = task.splits(device)
     network = PrunableNetwork(searched, splits.reward_x[:1])

@@ -217,3 +217,29 @@ def test_a_suite_named_by_code_that_is_no_suite_is_one_line(tmp_path):
     assert_one_line_error(cli("benchmark", "--agent", "uniform", "--suite", "os:getcwd", "--out", str(tmp_path / "b")),
                           "'os:getcwd' is not a suite")
     assert not (tmp_path / "b").exists()
+
+
+def test_a_pickle_in_weights_pt_or_nonsense_in_config_json_is_one_line(finished_run, tmp_path):
+    """``weights.pt`` is loaded with ``weights_only``: a pickle carrying code is refused, never run; a hand-edited
+    ``"episodes": -5`` is refused on resume."""
+    import pickle
+
+    run = tmp_path / "run"
+    subprocess.run(["cp", "-r", str(finished_run), str(run)], check=True)
+    marker = tmp_path / "ran"
+    (run / "checkpoint" / "weights.pt").write_bytes(pickle.dumps(Planted(str(marker))))
+    assert_one_line_error(cli("export", str(run)), "weights.pt is not the network's weights")
+    assert not marker.exists()
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "episodes": -5}))
+    assert_one_line_error(cli("search", "--resume", str(run), "--quiet"), "episodes=-5")
+
+
+class Planted:
+    """A pickle that would run code (leave a marker) when unpickled without ``weights_only``."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "ran"))
