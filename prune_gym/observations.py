@@ -30,6 +30,7 @@ through the ``prune_gym.observations`` entry-point group. Built-ins:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,7 @@ import numpy as np
 from prune_gym.pruning.importance import UndefinedImportanceError, get_importance, list_importance_criteria
 from prune_gym.registry import Registry
 from prune_gym.state import EpisodeState
+from prune_gym.validation import check_int, check_real
 
 if TYPE_CHECKING:
     from prune_gym.pruning import PrunableNetwork
@@ -69,7 +71,8 @@ def _from_function(name: str, function: Callable[[EpisodeState], np.ndarray], si
         def __init__(self, network: PrunableNetwork) -> None:
             super().__init__(network)
             length = size(network) if callable(size) else size
-            self.space = gym.spaces.Box(low, high, (int(length),), dtype=np.float32)
+            length = check_int(f"size of observation {name!r}", length, 1, "a positive number of values")
+            self.space = gym.spaces.Box(low, high, (length,), dtype=np.float32)
 
         def observe(self, state: EpisodeState) -> np.ndarray:
             values = np.asarray(function(state), dtype=np.float32).reshape(-1)
@@ -100,8 +103,14 @@ def register_observation(name: str, target: Any = None, *, size: int | Callable[
     the bounds ``low``/``high`` its values are clipped into.
 
     Raises:
-        ValueError: the name is taken and ``overwrite`` is False, or a function comes without ``size``.
+        ValueError: the name is taken and ``overwrite`` is False, a function comes without ``size``, ``size`` is not a
+            positive integer, or ``low``/``high`` are not finite with ``low < high``.
     """
+
+    if size is not None and not callable(size):
+        check_int("size", size, 1, "a positive number of values (or a function of the network giving it)")
+    low = check_real("low", low, -math.inf, math.inf, low_open=True, high_open=True, expected="a finite lower bound")
+    high = check_real("high", high, low, math.inf, low_open=True, high_open=True, expected=f"a finite upper bound > low={low:g}")
 
     def decorate(item: Any) -> Any:
         if isinstance(item, type) and issubclass(item, Observation):

@@ -26,7 +26,7 @@ from prune_gym.pruning import PrunableNetwork, count_macs_params, recalibrate_ba
 from prune_gym.runs import RunFolder, check_trusted, load_mask, untrusted_code
 from prune_gym.storage import write_atomic
 from prune_gym.tasks import evaluate, get_task, recover
-from prune_gym.validation import check_int
+from prune_gym.validation import check_device, check_int
 
 
 def pruned_network(run_dir: str | Path, device: str = "cpu", trust_code: bool = False) -> tuple[nn.Module, nn.Module, list[np.ndarray]]:
@@ -126,6 +126,7 @@ def recover_run(run_dir: str | Path, epochs: int = 5, device: str = "cpu", progr
     network, their MACs and params, and CPU/GPU latency of a 100-image batch.
     """
     epochs = check_int("epochs", epochs, 1, "a positive number of fine-tuning epochs")
+    device = str(check_device("device", device))
     folder = RunFolder(run_dir)
     original, pruned, keep = pruned_network(folder.path, device, trust_code)
     task = get_task(folder.read_spec().task)

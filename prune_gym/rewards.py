@@ -63,23 +63,54 @@ class RewardSpec:
     description: str
 
     def check_kwargs(self, reward_kwargs: dict[str, Any]) -> None:
-        """Fail now if ``reward_kwargs`` do not fit the function's signature (unknown or missing parameters)."""
+        """Fail now if ``reward_kwargs`` do not fit the function's signature (unknown or missing parameters), or (the
+        built-in rewards) hold a value out of its range."""
         try:
-            inspect.signature(self.function).bind(None, **reward_kwargs)
+            bound = inspect.signature(self.function).bind(None, **reward_kwargs)
         except TypeError as error:
             parameters = [p for p in list(inspect.signature(self.function).parameters)[1:]]
             raise ValueError(f"invalid reward_kwargs={reward_kwargs!r} for reward {self.name!r} ({error}); "
                              f"its parameters: {parameters}") from None
         except ValueError:  # no signature (a builtin): nothing to check
-            pass
+            return
+        bound.apply_defaults()
+        for parameter, check in _PARAMETER_CHECKS.get(self.function, {}).items():
+            check(bound.arguments[parameter])
 
     def __call__(self, state: EpisodeState, reward_kwargs: dict[str, Any]) -> float:
-        """The reward of ``state``, checked to be a finite real number."""
-        value = self.function(state, **reward_kwargs)
+        """The reward of ``state``, checked to be a finite real number.
+
+        Raises:
+            ValueError: the function raised (one line naming the reward and the error; the original is chained), or
+                returned something other than a finite real number. An error of the score's evaluation (read through
+                ``state.score``) is not the reward's and propagates unchanged.
+        """
+        try:
+            value = self.function(state, **reward_kwargs)
+        except Exception as error:
+            if raised_by_scoring(error):
+                raise
+            detail = " ".join(str(error).split()) or "(no message)"
+            raise ValueError(f"reward {self.name!r} raised {type(error).__name__}: {detail} (after group "
+                             f"{state.last_group_index}): fix the reward function; it must return a finite float "
+                             "for every EpisodeState") from error
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
             raise ValueError(f"reward {self.name!r} returned {value!r} after group {state.last_group_index}: "
                              "a reward must return a finite float")
         return float(value)
+
+
+def raised_by_scoring(error: BaseException) -> bool:
+    """Whether ``error`` came out of evaluating ``state.score`` (the task's model or data failed, not the reward)."""
+    score = EpisodeState.__dict__.get("score")
+    getter = getattr(score, "func", None) or getattr(score, "fget", None)  # a cached_property, or a property
+    score_code = getattr(getter, "__code__", None)
+    frame = error.__traceback__ if score_code is not None else None
+    while frame is not None:
+        if frame.tb_frame.f_code is score_code:
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def _adapt(name: str, function: Any) -> RewardSpec:
@@ -150,11 +181,25 @@ def amc_params_reward(state: EpisodeState) -> float:
     return -state.error * math.log(state.params) if state.done else 0.0
 
 
+def _check_drop_allowance(value: Any) -> float:
+    return check_real("drop_allowance", value, 0.0, math.inf, low_open=True, high_open=True,
+                      expected="a positive drop allowance b (a fraction of the score, e.g. 0.02)")
+
+
+def _check_weight(value: Any) -> float:
+    return check_real("weight", value, 0.0, math.inf, high_open=True,
+                      expected="a shaping weight >= 0 (0 = no shaping, the plain error reward), e.g. 1.0")
+
+
+def _check_penalty(value: Any) -> float:
+    return check_real("penalty", value, 0.0, math.inf, high_open=True,
+                      expected="a penalty >= 0 per relative MACs excess over the budget, e.g. 1.0")
+
+
 @register_reward("try-and-learn")
 def try_and_learn_reward(state: EpisodeState, drop_allowance: float = 0.02) -> float:
     """Try-and-learn psi x phi for the group decided last; ``drop_allowance`` is the paper's b."""
-    drop_allowance = check_real("drop_allowance", drop_allowance, 0.0, math.inf, low_open=True, high_open=True,
-                                expected="a positive drop allowance b (a fraction of the score, e.g. 0.02)")
+    drop_allowance = _check_drop_allowance(drop_allowance)
     psi = (drop_allowance - state.score_drop) / drop_allowance
     phi = math.log(1.0 / state.kept_fractions[state.last_group_index])
     return psi * phi
@@ -169,6 +214,7 @@ def _saving_potential(macs: int, state: EpisodeState, weight: float) -> float:
 @register_reward("shaped")
 def shaped_reward(state: EpisodeState, weight: float = 1.0) -> float:
     """-error at the end plus potential-based MACs shaping (Phi(terminal) = 0), dense."""
+    weight = _check_weight(weight)
     before = _saving_potential(state.previous_macs, state, weight)
     after = 0.0 if state.done else _saving_potential(state.macs, state, weight)
     return after - before + (-state.error if state.done else 0.0)
@@ -177,6 +223,15 @@ def shaped_reward(state: EpisodeState, weight: float = 1.0) -> float:
 @register_reward("budget-penalty", sparse=True)
 def budget_penalty_reward(state: EpisodeState, penalty: float = 1.0) -> float:
     """-error minus ``penalty`` x relative MACs excess over the budget, at the end of the episode."""
+    penalty = _check_penalty(penalty)
     if not state.done:
         return 0.0
     return -state.error - penalty * max(0.0, state.macs_ratio - state.macs_budget) / state.macs_budget
+
+
+_PARAMETER_CHECKS: dict[Callable[..., Any], dict[str, Callable[[Any], Any]]] = {
+    try_and_learn_reward: {"drop_allowance": _check_drop_allowance},
+    shaped_reward: {"weight": _check_weight},
+    budget_penalty_reward: {"penalty": _check_penalty},
+}
+"""The built-in rewards' parameter checks, run at ``make`` (``RewardSpec.check_kwargs``) as well as at every call."""

@@ -49,6 +49,14 @@ def check_real(argument: str, value: Any, low: float, high: float, *, low_open: 
     return float(value)
 
 
+def check_sizes(argument: str, value: Any, expected: str | None = None) -> tuple[int, ...]:
+    """``value``, a list or tuple of positive integers (hidden-layer sizes; NumPy integers too), as a tuple."""
+    if not isinstance(value, (list, tuple)) or any(_is_bool(size) or not isinstance(size, numbers.Integral) or size < 1
+                                                   for size in value):
+        raise invalid(argument, value, expected or "a list of positive layer sizes, e.g. [64, 64]")
+    return tuple(int(size) for size in value)
+
+
 def check_choice(argument: str, value: Any, choices: Iterable[str]) -> str:
     """``value`` if it is one of ``choices``."""
     options = list(choices)
@@ -58,7 +66,7 @@ def check_choice(argument: str, value: Any, choices: Iterable[str]) -> str:
 
 
 def check_device(argument: str, value: Any) -> Any:
-    """``value`` as a ``torch.device`` that exists on this machine."""
+    """``value`` as a ``torch.device`` that exists on this machine and can hold data (not ``meta``)."""
     import torch
 
     try:
@@ -71,4 +79,14 @@ def check_device(argument: str, value: Any) -> Any:
         raise invalid(argument, value, f"a GPU index below {torch.cuda.device_count()} (this machine's GPU count)")
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise invalid(argument, value, "an available device: MPS is not available here; use 'cpu'")
+    if device.type == "meta":
+        raise invalid(argument, value, "a device that holds data: 'meta' tensors have shapes but no values, so nothing "
+                                       "can be trained or scored on them; use 'cpu' or 'cuda'")
+    if device.type not in ("cpu", "cuda", "mps"):  # another backend: usable only if a tensor goes there and back
+        try:
+            torch.zeros(1, device=device).cpu()
+        except Exception as error:  # not compiled in, no such hardware, or no storage (each backend says it its own way)
+            reason = " ".join(str(error).split()).split(". ")[0].rstrip(".")
+            raise invalid(argument, value, f"a device this PyTorch can hold data on ({type(error).__name__}: {reason}); "
+                                           "use 'cpu' or 'cuda'") from None
     return device

@@ -23,6 +23,7 @@ What AMC changes in plain DDPG, and where it lives here:
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -36,6 +37,7 @@ from stable_baselines3.common.utils import update_learning_rate
 from stable_baselines3.common.vec_env import VecNormalize
 
 import prune_gym
+from prune_gym.validation import check_int, check_real, check_sizes
 
 from ..sb3 import SB3Agent
 
@@ -129,6 +131,20 @@ class _AMCDDPG(DDPG):
         return self.policy.unscale_action(scaled), scaled
 
 
+AMC_DERIVED = {
+    "learning_rate": "from actor_learning_rate and critic_learning_rate",
+    "buffer_size": "from buffer_episodes",
+    "learning_starts": "from warmup_episodes",
+    "train_freq": "one update after every episode",
+    "gradient_steps": "as many gradient steps as the episode had steps",
+    "action_noise": "from sigma and sigma_decay",
+    "replay_buffer_class": "its buffer storing every transition with the episode's return",
+    "replay_buffer_kwargs": "from baseline_alpha",
+    "policy_kwargs": "from hidden",
+}
+"""SB3 ``DDPG`` arguments :class:`AMCAgent` sets itself, and how (a user's value for one is refused, not overridden)."""
+
+
 class AMCAgent(SB3Agent):
     """AMC's DDPG agent for LayerRate-v0 or FilterSelect-v0 with ``action_type="continuous"``.
 
@@ -161,6 +177,26 @@ class AMCAgent(SB3Agent):
                  sigma_decay: float = 0.95, hidden: tuple[int, ...] = (300, 300), actor_learning_rate: float = 1e-4,
                  critic_learning_rate: float = 1e-3, gamma: float = 1.0, tau: float = 0.01, batch_size: int = 64,
                  buffer_episodes: int = 100, baseline_alpha: float = 0.5, **kwargs: Any) -> None:
+        derived = sorted(set(kwargs) & set(AMC_DERIVED))
+        if derived:
+            name = derived[0]
+            raise ValueError(f"invalid {name}={kwargs[name]!r} for AMC's DDPG: it sets {name} itself "
+                             f"({AMC_DERIVED[name]}); leave it out")
+        warmup_episodes = check_int("warmup_episodes", warmup_episodes, 0, "a number of random-action episodes >= 0 (AMC: 100)")
+        sigma = check_real("sigma", sigma, 0.0, math.inf, high_open=True, expected="an exploration noise scale >= 0 (AMC: 0.5)")
+        sigma_decay = check_real("sigma_decay", sigma_decay, 0.0, 1.0, low_open=True,
+                                 expected="a per-episode noise decay in (0, 1] (AMC: 0.95)")
+        hidden = check_sizes("hidden", hidden, "a list of positive hidden-layer sizes (AMC: [300, 300])")
+        actor_learning_rate = check_real("actor_learning_rate", actor_learning_rate, 0.0, math.inf, low_open=True, high_open=True,
+                                         expected="a positive learning rate (AMC: 1e-4)")
+        critic_learning_rate = check_real("critic_learning_rate", critic_learning_rate, 0.0, math.inf, low_open=True,
+                                          high_open=True, expected="a positive learning rate (AMC: 1e-3)")
+        gamma = check_real("gamma", gamma, 0.0, 1.0, expected="a discount in [0, 1] (AMC: 1)")
+        tau = check_real("tau", tau, 0.0, 1.0, low_open=True, expected="a soft target-update rate in (0, 1] (AMC: 0.01)")
+        batch_size = check_int("batch_size", batch_size, 1, "a positive minibatch size (AMC: 64)")
+        buffer_episodes = check_int("buffer_episodes", buffer_episodes, 1, "a positive number of episodes (AMC: 100)")
+        baseline_alpha = check_real("baseline_alpha", baseline_alpha, 0.0, 1.0, low_open=True,
+                                    expected="the newest minibatch's weight in the reward baseline, in (0, 1] (AMC: 0.5)")
         self.noise = TruncatedNormalNoise(sigma, sigma_decay, warmup_episodes, seed)
         length = env.unwrapped.network.num_groups  # type: ignore[attr-defined]
         amc = dict(

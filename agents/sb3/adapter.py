@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import numbers
 from collections.abc import Callable
 from functools import cache
@@ -19,11 +20,83 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
 
+from prune_gym.validation import check_bool, check_int, check_real, invalid
+
 from ..common import BaseAgent, global_random_state, set_global_random_state
 
 _PROBE_SPACES: tuple[gym.Space, ...] = (gym.spaces.Box(0.0, 1.0, (1,)), gym.spaces.Discrete(2), gym.spaces.MultiBinary(2),
                                         gym.spaces.MultiDiscrete([2, 2]))
 _BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
+
+
+def _real(low: float, high: float, expected: str, *, low_open: bool = False, high_open: bool = False, schedule: bool = False,
+          optional: bool = False) -> Callable[[str, Any], Any]:
+    """A check of a real hyper-parameter in an interval (a callable passes where SB3 takes a schedule, None where optional)."""
+
+    def check(name: str, value: Any) -> None:
+        if (schedule and callable(value)) or (optional and value is None):
+            return
+        check_real(name, value, low, high, low_open=low_open, high_open=high_open, expected=expected)
+
+    return check
+
+
+def _integer(minimum: int, expected: str) -> Callable[[str, Any], Any]:
+    return lambda name, value: check_int(name, value, minimum, expected)
+
+
+def _gradient_steps(name: str, value: Any) -> None:
+    if check_int(name, value, -1, "-1 (as many as the rollout's steps) or a positive number of gradient steps") == 0:
+        raise invalid(name, value, "-1 (as many as the rollout's steps) or a positive number: 0 would never train")
+
+
+def _entropy_coefficient(name: str, value: Any) -> None:
+    if isinstance(value, str) and value.startswith("auto"):
+        return
+    check_real(name, value, 0.0, math.inf, high_open=True, expected="an entropy coefficient >= 0 (SAC: or 'auto')")
+
+
+SB3_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "learning_rate": _real(0.0, math.inf, "a positive learning rate (or a schedule), e.g. 3e-4", low_open=True, high_open=True,
+                           schedule=True),
+    "gamma": _real(0.0, 1.0, "a discount in [0, 1]"),
+    "gae_lambda": _real(0.0, 1.0, "a GAE lambda in [0, 1]"),
+    "tau": _real(0.0, 1.0, "a soft target-update rate in (0, 1]", low_open=True),
+    "batch_size": _integer(1, "a positive minibatch size"),
+    "n_steps": _integer(1, "a positive number of steps"),
+    "n_epochs": _integer(1, "a positive number of epochs per update"),
+    "buffer_size": _integer(1, "a positive number of transitions"),
+    "learning_starts": _integer(0, "a number of steps >= 0 before learning starts"),
+    "target_update_interval": _integer(1, "a positive number of steps"),
+    "policy_delay": _integer(1, "a positive number of critic updates per actor update"),
+    "stats_window_size": _integer(1, "a positive number of episodes"),
+    "sde_sample_freq": _integer(-1, "-1 (only at the start of a rollout) or a number of steps >= 0"),
+    "gradient_steps": _gradient_steps,
+    "exploration_fraction": _real(0.0, 1.0, "a fraction of the training in [0, 1]"),
+    "exploration_initial_eps": _real(0.0, 1.0, "a probability in [0, 1]"),
+    "exploration_final_eps": _real(0.0, 1.0, "a probability in [0, 1]"),
+    "ent_coef": _entropy_coefficient,
+    "vf_coef": _real(0.0, math.inf, "a value-loss coefficient >= 0", high_open=True),
+    "max_grad_norm": _real(0.0, math.inf, "a positive gradient-norm bound", low_open=True, high_open=True),
+    "clip_range": _real(0.0, math.inf, "a positive clipping range (or a schedule), e.g. 0.2", low_open=True, high_open=True,
+                        schedule=True),
+    "clip_range_vf": _real(0.0, math.inf, "a positive clipping range, a schedule or None", low_open=True, high_open=True,
+                           schedule=True, optional=True),
+    "target_kl": _real(0.0, math.inf, "a positive KL bound or None", low_open=True, high_open=True, optional=True),
+    "target_policy_noise": _real(0.0, math.inf, "a noise scale >= 0", high_open=True),
+    "target_noise_clip": _real(0.0, math.inf, "a noise clip >= 0", high_open=True),
+    "rms_prop_eps": _real(0.0, math.inf, "a positive epsilon", low_open=True, high_open=True),
+    **{flag: check_bool for flag in ("normalize_advantage", "use_sde", "use_sde_at_warmup", "optimize_memory_usage", "use_rms_prop")},
+}
+"""Range checks of stable-baselines3's numeric hyper-parameters (SB3 takes most of them unchecked: a batch size of 0 or a
+negative warm-up would run, silently wrong)."""
+
+
+def check_sb3_hyperparameters(hyperparameters: dict[str, Any]) -> None:
+    """Refuse, in one line, a known SB3 hyper-parameter out of its range (unknown names are SB3's to refuse)."""
+    for name, value in hyperparameters.items():
+        if name in SB3_CHECKS:
+            SB3_CHECKS[name](name, value)
 
 
 class MetricsWriter(KVWriter):
@@ -113,12 +186,17 @@ class SB3Agent(BaseAgent):
 
     def __init__(self, env: gym.Env, seed: int | None = None, algorithm: str = "PPO", policy: str = "MlpPolicy", **kwargs: Any) -> None:
         cls = algorithm_class(algorithm)
+        check_sb3_hyperparameters(kwargs)
         super().__init__(env, seed, {"algorithm": algorithm})
         if issubclass(cls, OnPolicyAlgorithm):
             kwargs.setdefault("n_steps", 4 * self.episode_length)
             if "batch_size" in cls.__init__.__code__.co_varnames:
                 kwargs.setdefault("batch_size", kwargs["n_steps"])
-        self.model = self._build(cls, policy, seed, kwargs)
+        try:
+            self.model = self._build(cls, policy, seed, kwargs)
+        except AssertionError as error:  # SB3 checks some combinations with assert (PPO: batch_size > 1, ...)
+            detail = " ".join(str(error).split()) or "an assertion failed"
+            raise ValueError(f"stable-baselines3 {algorithm} refused its hyper-parameters: {detail}") from None
         self.model.set_logger(quiet_logger(self.log_metrics))
 
     def _build(self, cls: type[BaseAlgorithm], policy: str, seed: int | None, kwargs: dict[str, Any]) -> BaseAlgorithm:

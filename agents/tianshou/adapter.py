@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,7 +64,7 @@ from tianshou.highlevel.params.optim import OptimizerFactoryFactoryAdam
 from tianshou.trainer import OffPolicyTrainerParams, OnPolicyTrainer, OnPolicyTrainerParams, Trainer
 from tianshou.utils.torch_utils import policy_within_training_step, torch_train_mode
 
-from prune_gym.validation import check_int, invalid
+from prune_gym.validation import check_bool, check_int, check_real, check_sizes, invalid
 
 from ..common import (
     BaseAgent,
@@ -81,6 +83,57 @@ ALGORITHM_COUNTERS = ("_iter", "_cnt", "_last", "critic_gradient_step", "_last_a
 """Plain-Python training state of tianshou's algorithms: target-network and delayed-actor update counters,
 the last actor loss delayed-actor algorithms keep reporting."""
 BUFFER_COUNTERS = ("_insertion_idx", "_size", "_ep_return", "_ep_len", "_ep_start_idx")
+
+
+def _real(low: float, high: float, expected: str, *, low_open: bool = False, high_open: bool = False,
+          optional: bool = False, factory: bool = False) -> Callable[[str, Any], Any]:
+    """A check of a real hyper-parameter in an interval (None passes where optional; where ``factory``, so does an
+    object that is no JSON value: one of tianshou's factories, e.g. ``AutoAlphaFactory`` for SAC's alpha)."""
+
+    def check(name: str, value: Any) -> None:
+        json_value = value is None or isinstance(value, (numbers.Number, np.bool_, str, list, tuple, dict))
+        if (optional and value is None) or (factory and not json_value):
+            return
+        check_real(name, value, low, high, low_open=low_open, high_open=high_open, expected=expected)
+
+    return check
+
+
+def _integer(minimum: int, expected: str) -> Callable[[str, Any], Any]:
+    return lambda name, value: check_int(name, value, minimum, expected)
+
+
+_LEARNING_RATE = _real(0.0, math.inf, "a positive learning rate, e.g. 1e-3", low_open=True, high_open=True)
+TIANSHOU_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    **{name: _LEARNING_RATE for name in ("lr", "actor_lr", "critic_lr", "critic1_lr", "critic2_lr")},
+    "gamma": _real(0.0, 1.0, "a discount in [0, 1]"),
+    "gae_lambda": _real(0.0, 1.0, "a GAE lambda in [0, 1]"),
+    "tau": _real(0.0, 1.0, "a soft target-update rate in (0, 1]", low_open=True),
+    "eps_training": _real(0.0, 1.0, "an exploration probability in [0, 1]"),
+    "eps_inference": _real(0.0, 1.0, "an exploration probability in [0, 1]"),
+    "backtrack_coeff": _real(0.0, 1.0, "a line-search shrink factor in (0, 1)", low_open=True, high_open=True),
+    "eps_clip": _real(0.0, math.inf, "a positive clipping range, e.g. 0.2", low_open=True, high_open=True),
+    "dual_clip": _real(1.0, math.inf, "None or a dual-clip bound > 1, e.g. 3", low_open=True, high_open=True, optional=True),
+    "max_kl": _real(0.0, math.inf, "a positive KL bound", low_open=True, high_open=True),
+    "trust_region_size": _real(0.0, math.inf, "a positive trust-region size", low_open=True, high_open=True),
+    "max_grad_norm": _real(0.0, math.inf, "None or a positive gradient-norm bound", low_open=True, high_open=True, optional=True),
+    "huber_loss_delta": _real(0.0, math.inf, "None or a positive Huber delta", low_open=True, high_open=True, optional=True),
+    "ent_coef": _real(0.0, math.inf, "an entropy coefficient >= 0", high_open=True),
+    "vf_coef": _real(0.0, math.inf, "a value-loss coefficient >= 0", high_open=True),
+    **{name: _real(0.0, math.inf, "a number >= 0 (or a tianshou factory)", high_open=True, factory=True)
+       for name in ("alpha", "policy_noise", "noise_clip")},
+    **{name: _integer(1, "a positive integer") for name in (
+        "n_step_return_horizon", "update_actor_freq", "actor_delay", "max_backtracks", "max_batchsize", "optim_critic_iters",
+        "sample_size", "num_cosines", "num_quantiles", "ensemble_size", "subset_size", "target_sample_size",
+        "online_sample_size", "update_step_num_repetitions")},
+    "target_update_freq": _integer(0, "a number of steps >= 0 (0: no target network)"),
+    "update_step_num_gradient_steps_per_sample": _real(0.0, math.inf, "a positive number of gradient steps per collected step",
+                                                       low_open=True, high_open=True),
+    **{flag: check_bool for flag in ("deterministic_eval", "is_double", "advantage_normalization", "recompute_advantage",
+                                     "return_scaling", "return_standardization", "value_clip")},
+}
+"""Range checks of the numeric fields of tianshou's ``Params`` and trainer parameters (tianshou takes most of them
+unchecked: a learning rate of 0 or a discount of 2 would train, silently wrong)."""
 
 
 def _actor(kind: ContinuousActorType, hidden: Sequence[int], conditioned_sigma: bool = False, softmax: bool = True) -> ActorFactoryDefault:
@@ -232,6 +285,14 @@ class TianshouAgent(BaseAgent):
         unknown = sorted(set(hyperparameters) - params_fields - set(trainer_fields))
         if unknown:
             raise ValueError(f"tianshou {name} has no hyper-parameter {unknown}; it takes {sorted(params_fields | set(trainer_fields))}")
+        for key, value in hyperparameters.items():
+            if key in TIANSHOU_CHECKS:
+                TIANSHOU_CHECKS[key](key, value)
+        if "batch_size" in hyperparameters and not (on_policy and hyperparameters["batch_size"] is None):
+            check_int("batch_size", hyperparameters["batch_size"], 1,
+                      "a positive minibatch size" + (" (or None: the whole buffer)" if on_policy else ""))
+        hidden_sizes = check_sizes("hidden_sizes", hidden_sizes, "a list of positive hidden-layer sizes, e.g. [64, 64]")
+        buffer_size = check_int("buffer_size", buffer_size, 1, "a positive number of transitions")
         episodes_per_update = check_int("episodes_per_update", episodes_per_update, 1, "a positive number of episodes")
         warmup = f"0 (the on-policy {name} has no warm-up)" if on_policy else "a number of episodes >= 0"
         warmup_episodes = check_int("warmup_episodes", warmup_episodes, 0, warmup)
@@ -254,7 +315,11 @@ class TianshouAgent(BaseAgent):
         factory = spec.factory(params, training_config, *spec.networks(tuple(hidden_sizes), params), OptimizerFactoryFactoryAdam())
         with warnings.catch_warnings():  # tianshou warns on every Gaussian actor whose max_action is 1, bounded or not (ours are not)
             warnings.filterwarnings("ignore", message="action_scaling and action_bound_method are only intended")
-            self.algorithm = factory.create_algorithm(environments, "cpu")
+            try:
+                self.algorithm = factory.create_algorithm(environments, "cpu")
+            except AssertionError as error:  # tianshou checks some combinations with assert (REDQ: subset_size <= ensemble_size)
+                detail = " ".join(str(error).split()) or "an assertion failed"
+                raise ValueError(f"tianshou {name} refused its hyper-parameters: {detail}") from None
         self.buffer = ReplayBuffer(buffer_size, random_seed=int(self.rng.integers(2**31)))
         self.collector: Collector = Collector(self.algorithm, vector_env, self.buffer, exploration_noise=True)
         trainer_kwargs: dict[str, Any] = dict(

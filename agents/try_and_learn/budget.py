@@ -58,8 +58,9 @@ def fit_drop_allowance(make_env: Callable[[float], gym.Env], macs_budget: float,
     macs_budget = check_real("macs_budget", macs_budget, 0.0, 1.0, low_open=True, high_open=True,
                              expected="the fraction of MACs to keep, in (0, 1)")
     probes = check_int("probes", probes, 1, "a positive number of try-and-learn runs")
-    if not 0 < low < high:
-        raise ValueError(f"invalid range low={low!r}, high={high!r}: expected 0 < low < high (drop allowances)")
+    low = check_real("low", low, 0.0, math.inf, low_open=True, high_open=True, expected="a positive drop allowance, e.g. 0.005")
+    high = check_real("high", high, low, math.inf, low_open=True, high_open=True,
+                      expected=f"a drop allowance above low={low:g}, e.g. 0.2")
     results = []
     for _ in range(probes):
         drop_allowance = math.sqrt(low * high)

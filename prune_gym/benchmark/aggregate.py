@@ -104,11 +104,23 @@ def collect(out: Path) -> dict[str, Any]:
     manifest_path = Path(out) / MANIFEST
     if not manifest_path.exists():
         raise RunError(f"{out} is not a prune-gym benchmark folder (no {MANIFEST}): run `prune-gym benchmark --out {out}` first")
-    manifest = json.loads(manifest_path.read_text())
+    manifest = _read_object(manifest_path, f"use another --out folder, or delete {manifest_path} to start this one afresh")
     runs, failed = [], []
     for path in sorted(Path(out).glob("*/seed-*/score.json")):
-        runs.append(json.loads(path.read_text()))
+        runs.append(_read_object(path, f"delete it to score that run again ({path.parent})"))
     for path in sorted(Path(out).glob("*/seed-*/failed.json")):
         if not path.with_name("score.json").exists():  # a run scored after an earlier failure is scored, not failed
-            failed.append({key: value for key, value in json.loads(path.read_text()).items() if key != "traceback"})
+            record = _read_object(path, f"delete it to run that seed again ({path.parent})")
+            failed.append({key: value for key, value in record.items() if key != "traceback"})
     return {**manifest, "runs": runs, "failed": failed, "aggregates": aggregates(runs)}
+
+
+def _read_object(path: Path, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path``; a damaged file (torn, edited, not an object) is one line naming it and ``fix``."""
+    try:
+        value = json.loads(path.read_text())
+    except ValueError as error:
+        raise RunError(f"{path} is damaged ({error}): {fix}") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path} holds a JSON {type(value).__name__}, not an object: {fix}")
+    return value

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,87 @@ from prune_gym.errors import RunError
 BASELINE = "uniform"
 
 
+def _show(value: Any) -> str:
+    """``repr(value)``, cut short: a message stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_interval(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(_is_number(bound) for bound in value)
+
+
+def _is_curve(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_number(point) for point in value)
+
+
+_FIELDS: dict[str, tuple[type, str]] = {"suite": (str, "a suite name"), "agent": (str, "an agent name"),
+                                        "runs": (list, "a list of scored runs"), "failed": (list, "a list of failed runs"),
+                                        "aggregates": (dict, "an object of aggregate scores")}
+_RUN_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "entry": (lambda value: isinstance(value, str), "an entry name"),
+    "seed": (lambda value: isinstance(value, int) and not isinstance(value, bool), "an integer seed"),
+    "normalised": (_is_number, "a finite normalised score"),
+    "test_score": (_is_number, "a finite test score"),
+    "test_standard_error": (_is_number, "a finite standard error"),
+}
+_AGGREGATE_FIELDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    **{key: (_is_number, "a finite number") for key in ("iqm", "mean", "optimality_gap", "mean_test_score", "mean_evaluations",
+                                                         "search_seconds")},
+    **{f"{key}_ci": (_is_interval, "a [low, high] pair of numbers") for key in ("iqm", "mean", "optimality_gap")},
+    "entries": (lambda value: isinstance(value, list), "a list of entry names"),
+    "sample_efficiency_iqm": (_is_curve, "a list of numbers"),
+    "sample_efficiency_ci": (lambda value: isinstance(value, list) and len(value) == 2 and all(_is_curve(c) for c in value),
+                             "two lists of numbers"),
+}
+_ESTIMATES = ("iqm", "iqm_ci", "mean", "mean_ci", "optimality_gap", "optimality_gap_ci", "sample_efficiency_iqm",
+              "sample_efficiency_ci")
+"""Written together by ``aggregates`` whenever any seed completed every entry."""
+
+
+def results_problem(results: Any) -> str | None:
+    """What keeps ``results`` from being a benchmark's ``results.json`` the leaderboard can render, or None."""
+    if not isinstance(results, dict):
+        return f"it holds a JSON {type(results).__name__}, not an object"
+    for key, (kind, what) in _FIELDS.items():
+        if key not in results:
+            return f"it has no {key!r} ({what})"
+        if not isinstance(results[key], kind):
+            return f"its {key!r} is {_show(results[key])}, not {what}"
+    for key in ("env_overrides", "agent_kwargs_given"):
+        if not isinstance(results.get(key, {}), dict):
+            return f"its {key!r} is {_show(results[key])}, not an object"
+    if "machine" in results and not (isinstance(results["machine"], dict) and {"cpu", "cores", "torch", "date"} <= set(results["machine"])):
+        return "its 'machine' is not an object with cpu, cores, torch and date"
+    for index, run in enumerate(results["runs"]):
+        if not isinstance(run, dict):
+            return f"runs[{index}] is {_show(run)}, not an object"
+        for key, (check, what) in _RUN_FIELDS.items():
+            if key not in run:
+                return f"runs[{index}] has no {key!r} ({what})"
+            if not check(run[key]):
+                return f"runs[{index}][{key!r}] is {_show(run[key])}, not {what}"
+    aggregates = results["aggregates"]
+    if any(key in aggregates for key in _ESTIMATES):
+        missing = [key for key in _ESTIMATES if key not in aggregates]
+        if missing:
+            return f"its aggregates have some interval estimates but not {missing}"
+    for key, (check, what) in _AGGREGATE_FIELDS.items():
+        if key in aggregates and not check(aggregates[key]):
+            return f"its aggregates[{key!r}] is {_show(aggregates[key])}, not {what}"
+    return None
+
+
 def load_results(folders: list[str | Path]) -> list[dict[str, Any]]:
     """The ``results.json`` of each folder (or each results file itself, e.g. a published one), all of one suite.
 
     Raises:
-        RunError: a folder without results, or folders of different suites.
+        RunError: a folder without results, a results file that is unreadable or not a benchmark's (a field missing or
+            of the wrong kind), or folders of different suites.
     """
     results = []
     for folder in folders:
@@ -27,9 +105,14 @@ def load_results(folders: list[str | Path]) -> list[dict[str, Any]]:
         if not path.exists():
             raise RunError(f"{folder} has no {RESULTS}: run `prune-gym benchmark ... --out {folder}` (to the end) first")
         try:
-            results.append(json.loads(path.read_text()))
-        except ValueError:
+            loaded = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError):
             raise RunError(f"{path} is unreadable: run the benchmark again to rewrite it") from None
+        problem = results_problem(loaded)
+        if problem is not None:
+            raise RunError(f"{path} is not a prune-gym benchmark results file ({problem}): give the --out folder of "
+                           "`prune-gym benchmark`, or run the benchmark again to rewrite it")
+        results.append(loaded)
     suites = sorted({result["suite"] for result in results})
     if len(suites) > 1:
         raise RunError(f"the folders hold different suites {suites}: make one leaderboard per suite")
@@ -120,6 +203,10 @@ def plot_leaderboard(results: list[dict[str, Any]], folder: str | Path) -> list[
     """rliable's figures of a leaderboard, as PNG and PDF in ``folder``: interval estimates (IQM, mean, optimality
     gap), sample-efficiency curves (IQM of the normalised best-so-far reward-split score against reward
     evaluations), and the probability of improving on the best uniform row."""
+    ranked = [r for r in sorted(results, key=lambda r: -r["aggregates"].get("iqm", -np.inf)) if "iqm" in r["aggregates"]]
+    if not ranked:
+        raise RunError("no results folder has aggregate scores to plot (no seed finished every entry): "
+                       "run the benchmarks to the end, or leave out --plots")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -129,7 +216,6 @@ def plot_leaderboard(results: list[dict[str, Any]], folder: str | Path) -> list[
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    ranked = [r for r in sorted(results, key=lambda r: -r["aggregates"].get("iqm", -np.inf)) if "iqm" in r["aggregates"]]
     names = [display_name(r) for r in ranked]
     estimates = {name: np.array([r["aggregates"][k] for k in ("iqm", "mean", "optimality_gap")]) for name, r in zip(names, ranked)}
     intervals = {name: np.array([r["aggregates"][f"{k}_ci"] for k in ("iqm", "mean", "optimality_gap")]).T

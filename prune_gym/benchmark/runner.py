@@ -111,8 +111,12 @@ def run_job(job: Job) -> dict[str, Any]:
     """Search, then score by the suite's protocol; returns the run's result (``status`` ok or failed, never raises)."""
     score_path = job.run_dir / "score.json"
     if score_path.exists():
+        try:
+            scored = json.loads(score_path.read_text())
+        except (OSError, ValueError) as error:
+            return job.failure(f"{score_path} is unreadable ({error}): delete it to score the run again")
         (job.run_dir / "failed.json").unlink(missing_ok=True)
-        return json.loads(score_path.read_text())
+        return scored
     started = time.perf_counter()
     try:
         suite = get_suite(job.suite)

@@ -8,6 +8,7 @@ import functools
 import inspect
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from prune_gym.registry import first_line
@@ -57,48 +58,62 @@ def task_rows() -> list[tuple[str, ...]]:
     return [(name, checkpoint(task), task.metric, task.description) for name in list_tasks() for task in [get_task(name)]]
 
 
+HEADERS: dict[str, tuple[str, ...]] = {
+    "tasks": ("task", "checkpoint", "metric", "description"),
+    "environments": ("environment", "action types", "description"),
+    "models": ("model", "input (C, H, W)", "description"),
+    "datasets": ("dataset", "description"),
+    "rewards": ("reward", "kind", "description"),
+    "observations": ("observation", "description"),
+    "criteria": ("criterion", "description"),
+    "agents": ("agent", "action spaces", "description"),
+    "suites": ("suite", "entries", "seeds", "description"),
+}
+"""The column headers of each listing."""
+
+
 def catalogue(what: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     """Column headers and rows of ``prune-gym list WHAT``; imports only what that listing needs."""
+    return HEADERS[what], _rows(what)
+
+
+def _rows(what: str) -> list[tuple[str, ...]]:
     if what == "tasks":
-        return ("task", "checkpoint", "metric", "description"), task_rows()
+        return task_rows()
     if what == "agents":
-        return ("agent", "action spaces", "description"), agent_rows()
+        return agent_rows()
     if what == "environments":
         from prune_gym.envs import environment_class, list_environments
 
-        return (("environment", "action types", "description"),
-                [(env_id, ", ".join(environment_class(env_id).action_types), doc(environment_class(env_id)))
-                 for env_id in list_environments()])
+        return [(env_id, ", ".join(environment_class(env_id).action_types), doc(environment_class(env_id)))
+                for env_id in list_environments()]
     if what == "models":
         from prune_gym.tasks.models import get_model, list_models
 
-        return ("model", "input (C, H, W)", "description"), [(name, str(spec.input_shape), doc(spec.factory))
-                                                             for name in list_models() for spec in [get_model(name)]]
+        return [(name, str(spec.input_shape), doc(spec.factory)) for name in list_models() for spec in [get_model(name)]]
     if what == "datasets":
         from prune_gym.tasks.data import get_dataset_loader, list_datasets
 
-        return ("dataset", "description"), [(name, doc(get_dataset_loader(name))) for name in list_datasets()]
+        return [(name, doc(get_dataset_loader(name))) for name in list_datasets()]
     if what == "rewards":
         from prune_gym.rewards import get_reward, list_rewards
 
-        return ("reward", "kind", "description"), [(name, "sparse" if spec.sparse else "", spec.description)
-                                                   for name in list_rewards() for spec in [get_reward(name)]]
+        return [(name, "sparse" if spec.sparse else "", spec.description) for name in list_rewards() for spec in [get_reward(name)]]
     if what == "observations":
         from prune_gym.observations import get_observation, list_observations
 
-        return ("observation", "description"), [(name, doc(get_observation(name))) for name in list_observations()]
+        return [(name, doc(get_observation(name))) for name in list_observations()]
     if what == "suites":
         from prune_gym.benchmark import get_suite, list_suites
 
-        suites = [get_suite(name) for name in list_suites()]
-        return ("suite", "entries", "seeds", "description"), [(suite.name, str(len(suite.entries)), str(len(suite.seeds)),
-                                                                suite.description) for suite in suites]
+        return [(suite.name, str(len(suite.entries)), str(len(suite.seeds)), suite.description)
+                for suite in [get_suite(name) for name in list_suites()]]
     from prune_gym.pruning.importance import get_importance, list_importance_criteria
 
-    return ("criterion", "description"), [(name, get_importance(name).description) for name in list_importance_criteria()]
+    return [(name, get_importance(name).description) for name in list_importance_criteria()]
 
 
-LISTINGS = ("tasks", "environments", "models", "datasets", "rewards", "observations", "criteria", "agents", "suites")
+LISTINGS = tuple(HEADERS)
 
 
 CACHED_LISTINGS = {"environments": "prune_gym.envs", "models": "prune_gym.tasks.models", "datasets": "prune_gym.tasks.data",
@@ -136,19 +151,54 @@ def listing(what: str) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
     from prune_gym.paths import cache_dir
     from prune_gym.storage import write_atomic
 
-    path = cache_dir() / "listings" / f"{what}-{installed_code_fingerprint()}.json"
+    fingerprint = installed_code_fingerprint()
+    path = cache_dir() / "listings" / f"{what}-{fingerprint}.json"
     try:
-        cached = json.loads(path.read_text())
-        return tuple(cached["headers"]), [tuple(row) for row in cached["rows"]]
-    except (OSError, ValueError, KeyError, TypeError):  # absent or damaged: list afresh
-        pass
+        cached = cached_listing(what, fingerprint, json.loads(path.read_text()))
+    except (OSError, ValueError):  # absent or unreadable: list afresh
+        cached = None
+    if cached is not None:
+        return cached
     headers, rows = catalogue(what)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps({"headers": headers, "rows": rows}))
+        write_atomic(path, json.dumps({"listing": what, "fingerprint": fingerprint, "headers": headers, "rows": rows,
+                                       "digest": listing_digest(what, fingerprint, headers, rows)}))
     except OSError:  # a read-only cache only costs the next listing its speed
         pass
     return headers, rows
+
+
+def listing_digest(what: str, fingerprint: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """The digest a cached listing carries: of its name, the installed code's fingerprint, its headers and its rows."""
+    import hashlib
+
+    content = json.dumps([what, fingerprint, list(headers), [list(row) for row in rows]], separators=(",", ":"))
+    return hashlib.sha256(content.encode()).hexdigest()
+
+
+def cached_listing(what: str, fingerprint: str, cached: Any) -> tuple[tuple[str, ...], list[tuple[str, ...]]] | None:
+    """The headers and rows of a cache file's content if it checks out, else None (the listing is made afresh).
+
+    It checks out when it names this listing and this fingerprint, its headers are the listing's, every row is as many
+    strings as there are headers, its digest matches (:func:`listing_digest`), and (agents) it lists exactly the
+    installed agents: a damaged, hand-edited, planted or foreign file is never served.
+    """
+    if not isinstance(cached, dict) or cached.get("listing") != what or cached.get("fingerprint") != fingerprint:
+        return None
+    headers, rows = cached.get("headers"), cached.get("rows")
+    if headers != list(HEADERS[what]) or not isinstance(rows, list):
+        return None
+    if not all(isinstance(row, list) and len(row) == len(headers) and all(isinstance(cell, str) for cell in row) for row in rows):
+        return None
+    if cached.get("digest") != listing_digest(what, fingerprint, headers, rows):
+        return None
+    if what == "agents":
+        from importlib.metadata import entry_points
+
+        if {row[0].split(":", 1)[0] for row in rows} != {entry.name for entry in entry_points(group="prune_gym.agents")}:
+            return None
+    return tuple(headers), [tuple(row) for row in rows]
 
 
 def list_command(args: argparse.Namespace) -> int:

@@ -29,11 +29,16 @@ def print_summary(summary: dict[str, Any]) -> None:
     totals.add_row("MACs", f"{summary['original_macs']:,}", f"{best['macs']:,}", f"{best['macs_ratio']:.3f}")
     totals.add_row("params", f"{summary['original_params']:,}", f"{best['params']:,}", f"{best['params_ratio']:.3f}")
     totals.add_row(f"reward-split {summary['metric']}", f"{summary['score_before']:.4f}", f"{best['score']:.4f}",
-                   f"{best['score'] / summary['score_before']:.3f}")
+                   ratio(best["score"], summary["score_before"]))
     console.print(totals)
     state = f"interrupted: resume with `prune-gym search --resume {summary['run_dir']}`" if summary["interrupted"] else "done"
     console.print(f"budget {summary['macs_budget']} (MACs kept) {'met' if best['budget_met'] else 'NOT met'}; {state}")
     console.print(f"run folder and plots: {summary['run_dir']}/learning_curve.png, score_vs_macs.png (and .pdf)")
+
+
+def ratio(after: float, before: float) -> str:
+    """``after / before`` to three decimals; "-" where ``before`` is 0 (an unpruned score of 0 has no ratio)."""
+    return f"{after / before:.3f}" if before else "-"
 
 
 def make_console() -> Console:

@@ -26,7 +26,7 @@ from prune_gym.pruning.batchnorm import batchnorm_layers
 from prune_gym.pruning.evaluation import MaskEvaluator
 from prune_gym.pruning.network import KeepMask
 from prune_gym.pruning.recovered import RecoveringEvaluator
-from prune_gym.rewards import get_reward
+from prune_gym.rewards import get_reward, raised_by_scoring
 from prune_gym.state import EpisodeState
 from prune_gym.tasks import Task, get_task, recover
 from prune_gym.validation import check_bool, check_choice, check_device, check_int, check_real, invalid
@@ -110,7 +110,8 @@ class PruningEnv(gym.Env):
         self.task = get_task(task)
         self.criterion = criterion
         self.render_mode = render_mode
-        observation_cls = get_observation(observation or self.default_observation)
+        self.observation_name = observation or self.default_observation
+        observation_cls = get_observation(self.observation_name)
 
         model: nn.Module = self.task.load_model(device=self.device, progress=False)
         splits = self.task.splits(device=self.device)
@@ -124,6 +125,7 @@ class PruningEnv(gym.Env):
         self.evaluator = (RecoveringEvaluator(*reward_split, splits=splits, training=self.task.training, recovery_steps=recovery_steps,
                                               **evaluation) if recovery_steps else MaskEvaluator(*reward_split, **evaluation))
         self.score_before = self.evaluator.score(self.network.full_mask())
+        self._reference_evaluations = self.evaluator.misses  # the environment's own, charged to no agent
         self.max_filters = max(group.num_channels for group in self.network.groups)
         self._min_keep = [max(1, int(np.ceil(g.num_channels * (1.0 - self.max_rate)))) for g in self.network.groups]
         self.weights_changed = False
@@ -227,7 +229,27 @@ class PruningEnv(gym.Env):
         """Start a new episode: every channel kept, the first group to decide."""
         super().reset(seed=seed)
         self.state = self._initial_state()
-        return self.observer.observe(self.state), self._info()
+        return self._observe(self.state), self._info()
+
+    def _observe(self, state: EpisodeState) -> np.ndarray:
+        """The observer's array for ``state``, checked: an observation that raises, or returns the wrong shape or
+        NaN/inf, fails in one line naming it (an error of the score's evaluation propagates unchanged)."""
+        try:
+            observation = self.observer.observe(state)
+        except Exception as error:
+            if raised_by_scoring(error):
+                raise
+            detail = " ".join(str(error).split()) or "(no message)"
+            raise ValueError(f"observation {self.observation_name!r} raised {type(error).__name__}: {detail} (before group "
+                             f"{state.group_index}): fix the observation") from error
+        array = np.asarray(observation)
+        space = self.observation_space
+        if array.shape != space.shape or array.dtype.kind not in "biuf" or not np.all(np.isfinite(array)):
+            problem = (f"an array of shape {array.shape}" if array.shape != space.shape else
+                       f"dtype {array.dtype}" if array.dtype.kind not in "biuf" else "NaN or inf")
+            raise ValueError(f"observation {self.observation_name!r} returned {problem} before group {state.group_index}: "
+                             f"it must return finite numbers in its space {space}")
+        return observation
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Decide the group ``state.group_index``, then move to the next; the last group ends the episode.
@@ -245,6 +267,7 @@ class PruningEnv(gym.Env):
             keep = self._enforce_budget(t, keep)
         state = self.state.decide(keep, self.evaluator.score)
         reward = self.reward_spec(state, self.reward_kwargs)
+        observation = self._observe(state)
         self.state = state
         info = self._info()
         info.update(extra, rate_pruned=state.previous_rate, kept=int(keep.sum()), budget_clipped=int(keep.sum()) < proposed_kept)
@@ -257,7 +280,7 @@ class PruningEnv(gym.Env):
                 keep_mask=[m.copy() for m in state.keep],
                 budget_met=state.budget_met,
             )
-        return self.observer.observe(state), reward, state.done, False, info
+        return observation, reward, state.done, False, info
 
     def _enforce_budget(self, t: int, keep: np.ndarray) -> np.ndarray:
         """Drop the least important kept channels of group ``t`` until the budget is reachable.
@@ -296,7 +319,7 @@ class PruningEnv(gym.Env):
             "macs_ratio": state.macs_ratio,
             "params_ratio": state.params_ratio,
             "cache_hits": self.evaluator.hits,
-            "evaluations": self.evaluator.misses,
+            "evaluations": self.evaluator.misses - self._reference_evaluations,
         }
 
     # --------------------------------------------------------------- results

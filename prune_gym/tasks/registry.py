@@ -20,7 +20,7 @@ from prune_gym.registry import Registry
 from prune_gym.tasks.data import DatasetArrays, Splits, check_arrays, load_dataset, make_splits
 from prune_gym.tasks.metrics import evaluate, get_metric
 from prune_gym.tasks.training import TrainingConfig, TrainResult, load_checkpoint, save_checkpoint, train
-from prune_gym.validation import check_int
+from prune_gym.validation import check_device, check_int
 
 if TYPE_CHECKING:  # torch is imported where it runs: `prune-gym list tasks` starts without it
     import torch
@@ -116,6 +116,7 @@ class Task:
         if epochs is not None:
             check_int("epochs", epochs, 1, f"a positive number of training epochs (task {self.name!r}; "
                       "an untrained network is never cached)")
+        device = check_device("device", device)
         import torch
 
         config = self.training if epochs is None else replace(self.training, epochs=epochs)
@@ -142,6 +143,7 @@ class Task:
             CheckpointMissingError: no checkpoint and no automatic pretraining.
             CheckpointError: the cached checkpoint is corrupted or mismatching.
         """
+        device = check_device("device", device)
         path = self.checkpoint_path()
         if retrain or not path.exists():
             if not (retrain or pretrain or (pretrain is None and self.auto_pretrain)):
