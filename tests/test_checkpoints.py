@@ -4,33 +4,18 @@ published (digest-less) checkpoints keep working, and a ``module:attribute`` tas
 import hashlib
 import shutil
 import struct
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 import torch
+from run_cli import assert_one_line_error, cli
 
 import prune_gym
 from prune_gym.errors import CheckpointError
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 PUBLISHED = REPOSITORY / "leaderboard" / "checkpoints" / "resnet20-slim-fashion-mnist.pt"
-
-
-def cli(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``prune-gym ARGUMENTS`` in a subprocess (the environment, $PRUNE_GYM_CACHE included, is this process's)."""
-    return subprocess.run([sys.executable, "-m", "prune_gym.cli", *arguments], capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("prune-gym"), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def digest_path(checkpoint: Path) -> Path:

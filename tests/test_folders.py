@@ -11,23 +11,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from run_cli import assert_one_line_error, cli
 
 from prune_gym.runs import RunFolder
 
 SEARCH = ["search", "--task", "lenet5-digits", "--reward-samples", "100", "--quiet"]
-
-
-def cli(*arguments: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "prune_gym.cli", *arguments], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, env=env)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode == 2, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("prune-gym") and "Traceback" not in result.stderr, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -18,30 +18,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from run_cli import assert_one_line_error, cli
 
 import prune_gym
 from prune_gym.agent_api import make_agent
 from prune_gym.errors import RunError
 
 SEARCH = ["search", "--task", "lenet5-digits", "--reward-samples", "100", "--quiet"]
-
-
-def cli(*arguments: str, pythonpath: Path | None = None, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``prune-gym ARGUMENTS`` in a subprocess (with ``pythonpath`` first on PYTHONPATH when given)."""
-    environment = dict(os.environ)
-    if pythonpath is not None:
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), environment.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "prune_gym.cli", *arguments], capture_output=True, text=True, env=environment,
-                          cwd=cwd, timeout=timeout)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("prune-gym"), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def make(env_id: str = "LayerRate-v0", **kwargs):

@@ -17,29 +17,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from run_cli import assert_one_line_error, cli
 from torch import nn
 
 import prune_gym
 from prune_gym.runs import RunFolder
 
 SEARCH = [sys.executable, "-m", "prune_gym.cli", "search", "--task", "lenet5-digits", "--reward-samples", "100", "--quiet"]
-
-
-def cli(*arguments: str, limit: str = "", timeout: float = 600) -> subprocess.CompletedProcess:
-    """``prune-gym ARGUMENTS`` in a subprocess (with ``ulimit LIMIT`` first when given)."""
-    command = [sys.executable, "-m", "prune_gym.cli", *arguments]
-    if limit:
-        command = ["bash", "-c", f"ulimit {limit}; exec \"$@\"", "bash", *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("prune-gym"), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def episodes(run: Path) -> list[int]:

@@ -1,11 +1,10 @@
 """Datasets, splits, task registry, pretraining, checkpoints and the `prune-gym` CLI."""
 
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from run_cli import assert_one_line_error, cli
 from torch import nn
 
 import prune_gym
@@ -140,20 +139,6 @@ def test_cli_pretrain_and_list(tmp_path, monkeypatch, capsys):
 
 
 # ------------------------------------------- bad task names and inputs are one line
-def cli(*arguments: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    """``prune-gym ARGUMENTS`` in a subprocess (the environment, $PRUNE_GYM_CACHE and $PYTHONPATH included, is this process's)."""
-    return subprocess.run([sys.executable, "-m", "prune_gym.cli", *arguments], capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_line_error(result: subprocess.CompletedProcess, *words: str) -> None:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("prune-gym"), result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
-
-
 @pytest.mark.parametrize("name", ["../../escape", "a/b", "/tmp/x", ".hidden", "..", "", "two words", "x:y", "a" * 201])
 def test_task_names_that_are_not_plain_file_names_are_refused(tmp_path, monkeypatch, name):
     monkeypatch.setenv("PRUNE_GYM_CACHE", str(tmp_path / "cache"))
