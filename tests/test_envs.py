@@ -59,7 +59,7 @@ def test_make_without_prior_import_registers_both_ids():
         ({"task": "no-such-task"}, ["no-such-task", "lenet5-digits"]),
         ({"criterion": "magic"}, ["criterion", "magic", "l1"]),
         ({"reward_samples": 0}, ["reward_samples", "0"]),
-        ({"render_mode": "human"}, ["render_mode", "human", "ansi"]),
+        ({"render_mode": "video"}, ["render_mode", "video", "ansi", "rgb_array"]),
         ({"bn_recalibration": -1}, ["bn_recalibration", "-1", ">= 0"]),
         ({"bn_recalibration": 100}, ["bn_recalibration", "lenet5-digits", "no BatchNorm"]),
     ],

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -30,6 +30,9 @@ from prune_gym.rewards import get_reward, raised_by_scoring
 from prune_gym.state import EpisodeState
 from prune_gym.tasks import Task, get_task, recover
 from prune_gym.validation import check_bool, check_choice, check_device, check_int, check_real, invalid
+
+if TYPE_CHECKING:
+    from prune_gym.envs.rendering import EpisodeFigure
 
 # A process forked from one whose torch thread pool has run (gymnasium's AsyncVectorEnv forks by default, after
 # building one environment in the parent) deadlocks in its first parallel torch operation. Forked children run
@@ -59,11 +62,15 @@ class PruningEnv(gym.Env):
             scoring it (0 = off): a slower proxy that tracks the score after fine-tuning more closely.
         batch_size: evaluation batch size.
         device: torch device for the network and the reward split.
-        render_mode: ``None`` or ``"ansi"`` (a text table of the episode's decisions).
+        render_mode: ``None``, ``"ansi"`` (a text table of the episode's decisions) or ``"rgb_array"`` (a
+            640x360 image of the kept fraction of every group and of the MACs against the budget,
+            :class:`~prune_gym.envs.rendering.EpisodeFigure`); ``gym.make(..., render_mode="human")``
+            shows the ``"rgb_array"`` frames in a window (gymnasium's ``HumanRendering``, needs pygame).
         action_type: one of the environment's ``action_types`` (default: its first).
     """
 
-    metadata: dict[str, Any] = {"render_modes": ["ansi"], "render_fps": 4}  # noqa: RUF012 (gymnasium's spelling)
+    # one frame per decision; RecordVideo plays 4 decisions a second
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (gymnasium's spelling)
     default_observation: ClassVar[str] = "layer"
     action_types: ClassVar[dict[str, type[gym.spaces.Space]]] = {}
 
@@ -82,11 +89,12 @@ class PruningEnv(gym.Env):
         recovery_steps: int = 0,
         batch_size: int = 100,
         device: str | torch.device = "cpu",
-        render_mode: Literal["ansi"] | None = None,
+        render_mode: Literal["ansi", "rgb_array"] | None = None,
         action_type: str | None = None,
     ) -> None:
-        if render_mode is not None:
-            check_choice("render_mode", render_mode, self.metadata["render_modes"])
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise invalid("render_mode", render_mode, f"None or one of {self.metadata['render_modes']} (for a window, "
+                                                      "gym.make(..., render_mode='human'), which needs pygame)")
         self.action_type = check_choice("action_type", self.default_action_type() if action_type is None else action_type,
                                         self.action_types)
         self.macs_budget = check_real("macs_budget", macs_budget, 0.0, 1.0, low_open=True,
@@ -110,6 +118,7 @@ class PruningEnv(gym.Env):
         self.task = get_task(task)
         self.criterion = criterion
         self.render_mode = render_mode
+        self._figure: EpisodeFigure | None = None  # built by the first "rgb_array" render
         self.observation_name = observation or self.default_observation
         observation_cls = get_observation(self.observation_name)
 
@@ -340,8 +349,14 @@ class PruningEnv(gym.Env):
         """The keep-mask of the last finished episode (one boolean array per group)."""
         return None if self.last_state is None else [m.copy() for m in self.last_state.keep]
 
-    def render(self) -> str | None:
-        """A text table of the episode's decisions so far (``render_mode="ansi"``)."""
+    def render(self) -> str | np.ndarray | None:
+        """The episode so far: a text table (``"ansi"``), a (360, 640, 3) uint8 image (``"rgb_array"``), or None."""
+        if self.render_mode == "rgb_array":
+            if self._figure is None:
+                from prune_gym.envs.rendering import EpisodeFigure  # matplotlib: imported by rendering environments only
+
+                self._figure = EpisodeFigure(self.state)
+            return self._figure.draw(self.state)
         if self.render_mode != "ansi":
             return None
         state, network = self.state, self.network
@@ -352,3 +367,8 @@ class PruningEnv(gym.Env):
         lines.append(f"MACs {state.macs:,} ({state.macs_ratio:.1%} of original), "
                      f"params {state.params:,} ({state.params_ratio:.1%}), budget {self.macs_budget:.0%}")
         return "\n".join(lines) + "\n"
+
+    def close(self) -> None:
+        """Release the figure of ``"rgb_array"`` rendering (a later render builds a new one)."""
+        self._figure = None
+        super().close()

@@ -31,6 +31,15 @@ class FilterSelectEnv(PruningEnv):
     ## Episode end
     After the last group; never truncated.
 
+    ## Rendering
+    ``render_mode="ansi"``: a text table of the decisions so far. ``"rgb_array"``: a
+    (360, 640, 3) uint8 image, one bar per group of the fraction of its filters
+    the action kept (after budget enforcement; grey at 1 while undecided, the
+    group decided next outlined in orange) and the MACs kept so far against the
+    budget (dashed line); ``metadata["render_fps"]`` = 4 decisions per second of
+    video. With ``gym.make(..., render_mode="human")`` gymnasium's
+    ``HumanRendering`` shows the images in a pygame window.
+
     ## Arguments
     Those of :class:`PruningEnv`.
     """

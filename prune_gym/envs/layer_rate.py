@@ -33,6 +33,15 @@ class LayerRateEnv(PruningEnv):
     raised as in AMC when the budget would otherwise become unreachable; the
     applied rate is ``info["rate_pruned"]``.
 
+    ## Rendering
+    ``render_mode="ansi"``: a text table of the decisions so far. ``"rgb_array"``: a
+    (360, 640, 3) uint8 image, one bar per group of its kept fraction of filters
+    (1 - the applied rate; grey at 1 while undecided, the group decided next
+    outlined in orange) and the MACs kept so far against the budget (dashed
+    line); ``metadata["render_fps"]`` = 4 decisions per second of video. With
+    ``gym.make(..., render_mode="human")`` gymnasium's ``HumanRendering`` shows
+    the images in a pygame window.
+
     ## Arguments
     ``rate_levels`` (discrete only, default 11: 0, 0.1, ..., 1) and those of :class:`PruningEnv`.
     """
