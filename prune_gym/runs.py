@@ -13,7 +13,8 @@ A run folder holds:
 ``summary.json``       the run's outcome (atomically)
 ``*.png``, ``*.pdf``   plots; ``recovery.json``, ``recovered.pt``, ``pruned.pt`` after recovery/export
 ``.lock``              held by the process writing the folder (its PID inside)
-``wandb_run_id.txt``   the wandb run's id (a resume continues the same run); ``wandb/`` offline runs
+``wandb_run_id.txt``   the run's tracking id: wandb's run id, its TensorBoard folder's suffix (a resume continues
+                       both); ``wandb/`` offline runs
 =====================  ==========================================================
 
 Nothing here imports torch: the CLI reads run folders quickly.
@@ -65,6 +66,8 @@ class RunSpec:
         wandb: ``online``, ``offline`` (a run in the folder to ``wandb sync`` later) or ``disabled``.
         wandb_project, wandb_entity, wandb_group, wandb_tags: where the wandb run goes
             (group default: task, env, budget and reward; tags: agent and seed are added).
+        tensorboard: the folder of TensorBoard event files (each run in a subfolder of its own,
+            :func:`prune_gym.tracking.tensorboard_folder`); ``None``: no TensorBoard. A resume may change it.
     """
 
     task: str = "lenet5-digits"
@@ -81,8 +84,9 @@ class RunSpec:
     wandb_entity: str | None = None
     wandb_group: str | None = None
     wandb_tags: tuple[str, ...] = ()
+    tensorboard: str | None = None
 
-    RESUMABLE_CHANGES = ("episodes", "max_evaluations")  # a run folder's spec may grow these when it is resumed
+    RESUMABLE_CHANGES = ("episodes", "max_evaluations", "tensorboard")  # a resume may grow the budget, move the logs
     MACHINE_FIELDS = ("device",)  # env keywords that say where a run computes, not what it is
 
     def __post_init__(self) -> None:
@@ -179,15 +183,22 @@ def trusted_modules() -> set[str]:
 
 def code_names(spec: RunSpec) -> list[str]:
     """``FIELD 'module:attribute'`` for every name in ``spec`` whose resolution imports a module that is not trusted
-    (:func:`trusted_modules`): the task, the environment id and the reward, observation and criterion keywords."""
-    return untrusted_code(task=spec.task, env=spec.env, **{key: spec.env_kwargs.get(key) for key in CODE_KEYWORDS})
+    (:func:`trusted_modules`) or a file: the task, the environment id, the agent (an installed one's name, ``sb3:PPO``
+    included, is no code) and the reward, observation and criterion keywords."""
+    from prune_gym.agent_api import names_code
+
+    agent = spec.agent if names_code(spec.agent) else None
+    return untrusted_code(task=spec.task, env=spec.env, agent=agent, **{key: spec.env_kwargs.get(key) for key in CODE_KEYWORDS})
 
 
 def untrusted_code(**named: Any) -> list[str]:
-    """``NAME 'module:attribute'`` for each of ``named`` that is a ``module:attribute`` string of an untrusted module."""
+    """``NAME 'module:attribute'`` for each of ``named`` that is a ``module:attribute`` string of an untrusted module, or
+    a ``path/to/file.py:attribute`` (a file is never trusted)."""
+    from prune_gym.registry import code_file
+
     trusted = trusted_modules()
-    return [f"{field} {value!r}" for field, value in named.items()
-            if isinstance(value, str) and ":" in value and value.split(":")[0].split(".")[0] not in trusted]
+    return [f"{field} {value!r}" for field, value in named.items() if isinstance(value, str) and ":" in value
+            and (code_file(value) is not None or value.split(":")[0].split(".")[0] not in trusted)]
 
 
 def check_trusted(names: list[str], source: str | os.PathLike, trust_code: bool) -> None:
@@ -202,6 +213,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "task": (str,), "env": (str,), "agent": (str,), "episodes": (int,), "max_evaluations": (int, type(None)), "seed": (int,),
     "checkpoint_every": (int,), "env_kwargs": (dict,), "agent_kwargs": (dict,), "wandb": (str,), "wandb_project": (str,),
     "wandb_entity": (str, type(None)), "wandb_group": (str, type(None)), "wandb_tags": (list, tuple),
+    "tensorboard": (str, type(None)),
 }
 
 

@@ -30,15 +30,17 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from tqdm.auto import tqdm
 
-from prune_gym.agent_api import agent_hyperparameters, compatible_environment, load_agent_class, make_agent
+from prune_gym.agent_api import agent_hyperparameters, check_agent, compatible_environment, make_agent
 from prune_gym.envs import environment_class
 from prune_gym.envs.base import PruningEnv
 from prune_gym.errors import RunError
 from prune_gym.plots import plot_run
+from prune_gym.progress import progress_bar
+from prune_gym.registry import absolute_code_name, code_file
 from prune_gym.rewards import get_reward
 from prune_gym.runs import (
+    CODE_KEYWORDS,
     WANDB_MODES,
     EpisodeRecord,
     RunFolder,
@@ -50,7 +52,7 @@ from prune_gym.runs import (
     type_errors,
 )
 from prune_gym.tasks import get_task
-from prune_gym.tracking import Tracker
+from prune_gym.tracking import Tracker, check_tensorboard
 from prune_gym.validation import check_choice, check_int
 from prune_gym.wrappers import EpisodeBudgetExhausted, EpisodeRecorder
 
@@ -73,7 +75,8 @@ def environment_defaults(cls: type) -> dict[str, Any]:
 def resolve_spec(spec: RunSpec) -> RunSpec:
     """Check every name and value of ``spec`` and fill in the environment's and the agent's defaults; nothing is written.
 
-    The environment's action type is chosen from what the agent declares when not given.
+    The environment's action type is chosen from what the agent declares when not given; ``path/to/file.py:attribute``
+    names (agent, task, reward, observation, criterion) are stored with the file's absolute path.
 
     Raises:
         ValueError: the first problem found, in one line.
@@ -81,14 +84,17 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
     problems = type_errors(spec)
     if problems:
         raise ValueError(f"invalid run specification: {problems[0]}")
+    code = {key: absolute_code_name(value) for key, value in spec.env_kwargs.items() if key in CODE_KEYWORDS and isinstance(value, str)}
+    spec = spec.replace(task=absolute_code_name(spec.task), agent=absolute_code_name(spec.agent)).with_env(**code)
     get_task(spec.task)
-    load_agent_class(spec.agent)
+    check_agent(spec.agent, spec.agent_kwargs)
     check_int("episodes", spec.episodes, 1, "a positive number of episodes")
     if spec.max_evaluations is not None:
         check_int("max_evaluations", spec.max_evaluations, 1, "a positive number of reward evaluations")
     check_int("seed", spec.seed, 0, "a seed >= 0")
     check_int("checkpoint_every", spec.checkpoint_every, 1, "a positive number of episodes")
     check_choice("wandb", spec.wandb, WANDB_MODES)
+    check_tensorboard(spec.tensorboard)
     cls = environment_class(spec.env)
     defaults = environment_defaults(cls)
     unknown = sorted(set(spec.env_kwargs) - set(defaults))
@@ -104,7 +110,9 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
 
 
 def check_spec(spec: RunSpec) -> None:
-    """Build the spec's environment and agent once, so that hyper-parameters the agent rejects fail before any run starts."""
+    """Check the agent against its protocol (:func:`~prune_gym.agent_api.check_agent`), then build the spec's environment
+    and agent once, so that hyper-parameters the agent rejects fail before any run starts."""
+    check_agent(spec.agent, spec.agent_kwargs)
     env = spec.make_env()
     try:
         make_agent(spec.agent, env, seed=spec.seed, **spec.agent_kwargs)
@@ -112,10 +120,16 @@ def check_spec(spec: RunSpec) -> None:
         env.close()
 
 
+def _in_folder_name(name: str) -> str:
+    """A task or agent name as part of a folder name: ``sb3:PPO`` as ``sb3-PPO``, ``path/to/file.py:Class`` as ``file-Class``."""
+    path = code_file(name)
+    return (f"{Path(path).stem}:{name.rpartition(':')[2]}" if path is not None else name).replace(":", "-")
+
+
 def default_run_dir(spec: RunSpec) -> Path:
     """``runs/<task>-<env>-<agent>-s<seed>-<time>``."""
-    agent = spec.agent.replace(":", "-")
-    return Path("runs") / f"{spec.task}-{spec.env.split('-')[0]}-{agent}-s{spec.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path("runs") / (f"{_in_folder_name(spec.task)}-{spec.env.split('-')[0]}-{_in_folder_name(spec.agent)}"
+                           f"-s{spec.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 class _StopRequests:
@@ -153,7 +167,7 @@ class _Session:
         self.tracker: Tracker | None = None
         self.records = records
         self.best = best_episode(records)
-        self.bar = tqdm(total=spec.episodes, initial=len(records), desc="search", disable=not progress, unit="episode")
+        self.bar = progress_bar(spec.episodes, "search", "episode", enabled=progress, initial=len(records))
 
     @property
     def done(self) -> int:
@@ -255,18 +269,19 @@ def run_search(spec: RunSpec, run_dir: str | Path | None = None, progress: bool 
 
 def resume_search(run_dir: str | Path, progress: bool = True, trust_code: bool = False, **changes: Any) -> dict[str, Any]:
     """Continue the run in ``run_dir`` as its ``config.json`` describes it, with ``changes`` to ``episodes``,
-    ``max_evaluations`` or ``device`` (e.g. ``episodes=40`` extends a finished 30-episode run).
+    ``max_evaluations``, ``device`` or ``tensorboard`` (e.g. ``episodes=40`` extends a finished 30-episode run).
 
-    A ``module:attribute`` name in the folder's spec (task, environment, reward, ...) outside prune_gym and the installed
-    plug-ins is imported only with ``trust_code``: a run folder from someone else is code, like a pickle.
+    A ``module:attribute`` name in the folder's spec (task, environment, agent, reward, ...) outside prune_gym and the
+    installed plug-ins, or a ``file.py:attribute`` one, is imported only with ``trust_code``: a run folder from someone
+    else is code, like a pickle.
 
     Raises:
         RunError: not a run folder, a change to anything else (a run keeps its specification), or untrusted code.
     """
     refused = sorted(set(changes) - {*RunSpec.RESUMABLE_CHANGES, *RunSpec.MACHINE_FIELDS})
     if refused:
-        raise RunError(f"--resume continues {run_dir} as it was specified; only --episodes, --max-evaluations and --device "
-                       f"may change, not {', '.join(refused)} (start a new run folder for another specification)")
+        raise RunError(f"--resume continues {run_dir} as it was specified; only --episodes, --max-evaluations, --device and "
+                       f"--tensorboard may change, not {', '.join(refused)} (start a new run folder for another specification)")
     folder = RunFolder(run_dir)
     spec = folder.read_spec()
     check_trusted(code_names(spec), folder.config_path, trust_code)
@@ -316,9 +331,8 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
             print(f"note: the agent resumes from its checkpoint after episode {seen}; episodes {seen}-{len(records) - 1} "
                   "were recorded after it (the process was killed) and stay in episodes.csv", file=sys.stderr)
     folder.write_spec(spec)  # new, or resumed with more episodes or on another device
-    tracker = session.tracker = Tracker(spec, folder.path)
-    if hasattr(agent, "metrics_callback"):
-        agent.metrics_callback = tracker.log_agent_metrics
+    tracker = session.tracker = Tracker(spec, folder.path, episodes_done=session.done)
+    tracker.attach(agent)
     interrupted, checkpointed = False, session.done
     try:
         while session.done < spec.episodes and not stop.requested:
@@ -347,9 +361,21 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
     return summary
 
 
+def uniform_pruning(env: Any) -> dict[str, Any]:
+    """The yardstick of a run: every group pruned at one rate (the smallest that meets the MACs budget) under the
+    environment's criterion, scored on the reward split like an episode (not charged to the agent)."""
+    budget = env.rate_budget()
+    rates = budget.uniform_rates()
+    keep = budget.keep_masks(budget.kept_counts(rates))
+    macs, params = env.network.macs_params(keep)
+    return {"criterion": env.criterion, "rate": float(rates[0]), "score": env.evaluator.score(keep), "macs": macs,
+            "params": params, "macs_ratio": macs / env.network.original_macs,
+            "params_ratio": params / env.network.original_params}
+
+
 def summarise(spec: RunSpec, env: Any, folder: RunFolder, records: list[EpisodeRecord], interrupted: bool) -> dict[str, Any]:
     """The run's outcome: the specification in brief, progress (``finished``: it ended by its budget, nothing more to
-    do), the unpruned network and the best episode."""
+    do), the unpruned network, uniform pruning at the same budget (:func:`uniform_pruning`) and the best episode."""
     network = env.network
     summary: dict[str, Any] = {
         "run_dir": str(folder.path), "task": spec.task, "env": spec.env, "agent": spec.agent, "reward": spec.reward,
@@ -362,6 +388,7 @@ def summarise(spec: RunSpec, env: Any, folder: RunFolder, records: list[EpisodeR
         "score_before": env.score_before, "metric": env.task.metric,
         "groups": [{"name": g.name, "channels": g.num_channels} for g in network.groups],
     }
+    summary["uniform"] = uniform_pruning(env)
     best = best_episode(records)
     if best is not None:
         summary["best"] = {"episode": best.episode, "episode_return": best.episode_return, "score": best.score,

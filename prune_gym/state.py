@@ -47,6 +47,8 @@ class EpisodeState:
             original MACs/params and the analytic counter ``network.macs_params(keep)``.
         importance: per-channel importance of the groups for the current weights.
         macs_budget: fraction of the original MACs the pruned network may keep.
+        params_budget: fraction of the original parameters it may keep (1.0: no parameter budget; AMC's
+            model-size mode with ``macs_budget=1.0``).
         score_before: reward-split score (the task's metric, e.g. accuracy) of the unpruned network, in [0, 1].
         group_index: the group decided next (``network.num_groups`` once the episode is done).
         keep: one read-only boolean keep-mask per group (undecided groups keep everything).
@@ -67,13 +69,15 @@ class EpisodeState:
     previous_macs: int
     previous_rate: float
     evaluate: Callable[[], float] = field(default=_not_scored, repr=False, compare=False)
+    params_budget: float = 1.0
 
     @classmethod
     def initial(cls, network: PrunableNetwork, importance: ImportanceRanking, macs_budget: float,
-                score_before: float = 1.0, evaluate: Callable[[], float] = _not_scored) -> EpisodeState:
+                score_before: float = 1.0, evaluate: Callable[[], float] = _not_scored,
+                params_budget: float = 1.0) -> EpisodeState:
         """The state before the first decision: every channel kept."""
         return cls(network, importance, macs_budget, score_before, 0, _frozen(network.full_mask()),
-                   network.original_macs, network.original_params, network.original_macs, 0.0, evaluate)
+                   network.original_macs, network.original_params, network.original_macs, 0.0, evaluate, params_budget)
 
     def decide(self, keep: np.ndarray, evaluate: Callable[[KeepMask], float] | None = None) -> EpisodeState:
         """The state after deciding group ``group_index`` with the boolean ``keep`` (no budget logic here)."""
@@ -126,8 +130,10 @@ class EpisodeState:
 
     @property
     def budget_met(self) -> bool:
-        """Whether the network as decided so far keeps at most ``macs_budget`` of the MACs."""
-        return self.macs <= self.macs_budget * self.network.original_macs
+        """Whether the network as decided so far keeps at most ``macs_budget`` of the MACs and ``params_budget`` of
+        the parameters."""
+        return (self.macs <= self.macs_budget * self.network.original_macs
+                and self.params <= self.params_budget * self.network.original_params)
 
     @property
     def kept_fractions(self) -> np.ndarray:

@@ -55,6 +55,7 @@ def test_make_without_prior_import_registers_both_ids():
     [
         ({"reward": "nope"}, ["reward", "nope", "amc-flops"]),
         ({"macs_budget": 1.5}, ["macs_budget", "1.5", "(0, 1]"]),
+        ({"params_budget": 0}, ["params_budget", "0", "(0, 1]"]),
         ({"observation": "pixels"}, ["observation", "pixels", "layer"]),
         ({"task": "no-such-task"}, ["no-such-task", "lenet5-digits"]),
         ({"criterion": "magic"}, ["criterion", "magic", "l1"]),
@@ -117,6 +118,27 @@ def test_budget_enforcement_clips_like_amc_and_reports_it():
     assert any(info.get("budget_clipped") for info in infos[1:])
     assert infos[-1]["budget_met"]
     assert infos[1]["action_rate"] == 0.0 and infos[1]["rate_pruned"] > 0.0
+
+
+@pytest.mark.parametrize("env_id", ["LayerRate-v0", "FilterSelect-v0"])
+def test_a_parameter_budget_is_enforced_like_the_macs_budget(env_id):
+    """AMC's model-size mode: macs_budget=1 and params_budget=0.5; keeping everything is clipped until the
+    parameters fit, the MACs are free, and uniform pruning under the parameter budget meets it too."""
+    env = gym.make(env_id, task="lenet5-digits", macs_budget=1.0, params_budget=0.5, reward_samples=100)
+    network = env.unwrapped.network
+    env.reset(seed=0)
+    done, info = False, {}
+    while not done:
+        keep_all = np.zeros(1, np.float32) if env_id == "LayerRate-v0" else np.ones(env.action_space.shape, np.int8)
+        _, _, done, _, info = env.step(keep_all)
+    assert info["budget_met"] and info["params_ratio"] <= 0.5 and info["params"] <= 0.5 * network.original_params
+    assert info["macs_ratio"] < 1.0  # the parameters of the conv layers feeding the classifier went with them
+    budget = env.unwrapped.rate_budget()
+    counts = budget.kept_counts(budget.uniform_rates())
+    assert budget.meets_budget(counts) and not budget.meets_budget(counts + 1)
+    shown = gym.make(env_id, task="lenet5-digits", params_budget=0.5, reward_samples=100, render_mode="ansi")
+    shown.reset(seed=0)
+    assert "budget 50% of the MACs, 50% of the params" in shown.render()
 
 
 def test_filter_select_spaces_mask_and_ignored_padding():

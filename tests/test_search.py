@@ -134,3 +134,20 @@ def test_an_evaluation_budget_stops_a_dense_reward_agent_within_an_episode(tmp_p
     assert capped_config.max_evaluations == 12
     with pytest.raises(ValueError, match="max_evaluations"):
         run_search(config.replace(max_evaluations=0), tmp_path / "bad", progress=False)
+
+
+def test_main_job_task_a_search_beats_uniform_pruning_and_the_table_says_so(tmp_path, capsys):
+    """README's main job: on cnn5-digits, where to prune matters, so a short random search already beats uniform
+    L1 pruning at the same budget; the summary and the printed table put the two side by side."""
+    run = tmp_path / "run"
+    spec = RunSpec(task="cnn5-digits", agent="random-search", episodes=20, seed=0,
+                   env_kwargs={"macs_budget": 0.5, "bn_recalibration": 100})
+    summary = run_search(spec, run_dir=run, progress=False)
+    uniform, best = summary["uniform"], summary["best"]
+    assert uniform["criterion"] == "l1" and 0.45 < uniform["macs_ratio"] <= 0.5 and best["macs_ratio"] <= 0.5
+    assert best["score"] > uniform["score"] + 0.1, (best["score"], uniform["score"])
+    assert json.loads((run / "summary.json").read_text())["uniform"] == uniform
+    assert main(["search", "--resume", str(run)]) == 0  # a finished run prints its table again
+    printed = capsys.readouterr().out
+    assert f"uniform l1 (rate {uniform['rate']:.2f})" in printed
+    assert f"the best episode beats uniform l1 pruning at the same budget (+{best['score'] - uniform['score']:.4f}" in printed

@@ -1,4 +1,5 @@
-"""Tracking: a real search logged to an offline wandb run and read back; the figures across seeds; SB3 metrics forwarding."""
+"""Tracking: real searches logged to an offline wandb run and to TensorBoard, read back; the figures across seeds; SB3
+metrics forwarding."""
 
 import json
 import re
@@ -10,7 +11,9 @@ import numpy as np
 import pytest
 from matplotlib.collections import FillBetweenPolyCollection
 from matplotlib.patches import Rectangle
+from run_cli import assert_one_line_error, cli
 from scipy.stats import t
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import prune_gym
 from prune_gym.cli import main
@@ -72,17 +75,21 @@ def items(updates) -> dict:
 
 
 def read_offline_run(run_dir: Path) -> list[dict]:
-    """Run metadata, metric definitions, history rows and the final summary of every offline run in ``run_dir``."""
+    """Run metadata, config (its updates included), metric definitions, history rows and the final summary of every offline
+    run in ``run_dir``."""
     import wandb
 
     wandb.teardown()  # the service writes the run file asynchronously: stop it, as the process's exit would, to read it whole
     runs = []
     for file in sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb")):
-        run, metrics, history, summary, order = None, {}, [], {}, []
+        run, config, metrics, history, summary, order = None, {}, {}, [], {}, []
         for record in wandb_records(file):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 run = record.run
+                config.update(items(run.config.update))
+            elif kind == "config":
+                config.update(items(record.config.update))
             elif kind == "metric":
                 metrics[record.metric.name or record.metric.glob_name] = record.metric
             elif kind == "history":
@@ -92,11 +99,30 @@ def read_offline_run(run_dir: Path) -> list[dict]:
                 update = items(record.summary.update)
                 summary.update(update)
                 order.append(("summary", set(update)))
-        runs.append({"run": run, "metrics": metrics, "history": history, "summary": summary, "order": order})
+        runs.append({"run": run, "config": config, "metrics": metrics, "history": history, "summary": summary, "order": order})
     return runs
 
 
-def test_an_offline_search_logs_curves_agent_metrics_and_ends_with_the_best_episode_as_summary(tmp_path):
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the TensorBoard run in ``folder`` (all its event files), as (step, value) pairs by tag."""
+    accumulator = EventAccumulator(str(folder), size_guidance={"scalars": 0})  # 0: keep every point
+    accumulator.Reload()
+    return {tag: [(event.step, event.value) for event in accumulator.Scalars(tag)] for tag in accumulator.Tags()["scalars"]}
+
+
+def steps(points: list[tuple[int, float]]) -> list[int]:
+    return [step for step, _ in points]
+
+
+EPISODE_TAGS = {"evaluations", "env_steps", "seconds", "best/episode",
+                *(f"{prefix}/{key}" for prefix in ("episode", "best") for key in ("return", "score", "macs_ratio", "params_ratio",
+                                                                                   "budget_met"))}
+SUMMARY_KEYS = {"interrupted", "total/episodes", "total/evaluations", "total/env_steps", "total/seconds",
+                *(f"best/{key}" for key in ("episode", "return", "score", "macs_ratio", "params_ratio", "budget_met", "macs", "params",
+                                            "kept_channels", "evaluations", "seconds"))}
+
+
+def test_an_offline_search_logs_curves_agent_metrics_and_ends_with_the_best_episode_and_totals_as_summary(tmp_path):
     run = tmp_path / "run"
     config = RunSpec(agent="ddpg", episodes=6, agent_kwargs={"warmup_episodes": 2}, wandb="offline", wandb_tags=["mine"], **FAST)
     summary = run_search(config, run_dir=run, progress=False)
@@ -105,18 +131,20 @@ def test_an_offline_search_logs_curves_agent_metrics_and_ends_with_the_best_epis
     best = summary["best"]
 
     assert logged["run"].run_id == (run / RUN_ID_FILE).read_text().strip() and re.fullmatch(r"[0-9a-f]{12}", logged["run"].run_id)
-    assert logged["run"].display_name == "run" and logged["run"].run_group == "lenet5-digits/LayerRate-v0/macs0.5/error"
+    assert logged["run"].display_name == "ddpg-s0" and logged["run"].run_group == "lenet5-digits/LayerRate-v0/macs0.5/error"
     assert list(logged["run"].tags) == ["ddpg", "seed=0", "mine"]
-    wandb_config = {item.key: json.loads(item.value_json) for item in logged["run"].config.update}
+    wandb_config = logged["config"]
     assert wandb_config["prune_gym_version"] == prune_gym.__version__
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", wandb_config["git_commit"])  # the tests run from a git checkout
     assert wandb_config["agent_kwargs"]["sigma"] == 0.5 and wandb_config["env_kwargs"]["criterion"] == "l1"  # resolved defaults
+    assert wandb_config["score_before"] == summary["score_before"] and wandb_config["original_macs"] == summary["original_macs"]
 
     metrics = logged["metrics"]
     assert metrics["episode"].options.hidden and metrics["evaluations"].options.hidden
-    assert metrics["episode/*"].step_metric == "episode" and metrics["episode/*"].summary.none
+    assert metrics["episode/*"].step_metric == "episode"
     assert metrics["best/*"].step_metric == "evaluations" and metrics["seconds"].step_metric == "episode"
     assert metrics["train/*"].step_metric == "episode" and metrics["rollout/*"].step_metric == "episode"
+    assert {name for name, metric in metrics.items() if not metric.summary.none} == {"best/*"}, "no last value in the summary"
 
     episodes = [row for row in logged["history"] if "episode/return" in row]
     assert [row["episode"] for row in episodes] == list(range(6))
@@ -131,11 +159,13 @@ def test_an_offline_search_logs_curves_agent_metrics_and_ends_with_the_best_epis
     assert agent_rows and all(np.isfinite(row["train/critic_loss"]) and "episode" in row for row in agent_rows)
     assert any("rollout/ep_rew_mean" in row for row in logged["history"])
 
-    final = logged["summary"]
+    final = {key: value for key, value in logged["summary"].items() if not key.startswith("_")}  # _runtime, ...: wandb's own
+    assert set(final) == SUMMARY_KEYS, "the best episode and the totals, no last value of a curve"
     assert final["best/episode"] == best["episode"] and final["best/return"] == best["episode_return"]
     assert final["best/score"] == best["score"] and final["best/macs"] == best["macs"]
-    assert final["best/kept_channels"] == best["kept_channels"] and final["episodes_done"] == 6 and final["interrupted"] is False
-    assert "episode/score" not in final  # single episodes have no summary
+    assert final["best/kept_channels"] == best["kept_channels"] and final["interrupted"] is False
+    assert final["total/episodes"] == 6 and final["total/evaluations"] == records[-1].evaluations
+    assert final["total/env_steps"] == 12 and final["total/seconds"] == pytest.approx(records[-1].seconds, abs=1e-3)
     images = next(row for row in logged["history"] if "plots/learning_curve" in row)
     assert images["plots/learning_curve"]["_type"] == images["plots/score_vs_macs"]["_type"] == "image-file"
     assert list(run.glob("wandb/offline-run-*/files/media/images/plots/learning_curve_*.png"))
@@ -153,7 +183,7 @@ def test_online_wandb_without_credentials_is_a_one_line_error_and_leaves_no_fold
     assert not (tmp_path / "run").exists()
 
 
-def test_a_resumed_run_continues_its_wandb_run_and_same_named_folders_never_share_one(tmp_path, monkeypatch):
+def test_a_resumed_run_continues_its_wandb_and_tensorboard_runs_and_same_named_runs_never_share_one(tmp_path, monkeypatch):
     original_step = EpisodeRecorder.step
     finished = {"episodes": 0}
 
@@ -165,21 +195,75 @@ def test_a_resumed_run_continues_its_wandb_run_and_same_named_folders_never_shar
         return result
 
     monkeypatch.setattr(EpisodeRecorder, "step", interrupting_step)
-    first = tmp_path / "a" / "run"
-    config = RunSpec(agent="random-search", episodes=4, wandb="offline", **FAST)
+    first, tensorboard = tmp_path / "a" / "run", tmp_path / "tb"
+    config = RunSpec(agent="random-search", episodes=4, wandb="offline", tensorboard=str(tensorboard), **FAST)
     assert run_search(config, run_dir=first, progress=False)["interrupted"]
     monkeypatch.setattr(EpisodeRecorder, "step", original_step)
     resume_search(first, progress=False)
     before, after = read_offline_run(first)
-    assert before["run"].run_id == after["run"].run_id == (first / RUN_ID_FILE).read_text().strip()
+    run_id = (first / RUN_ID_FILE).read_text().strip()
+    assert before["run"].run_id == after["run"].run_id == run_id
     assert [row["episode"] for row in after["history"] if "episode/return" in row] == [2, 3]
     assert before["summary"]["interrupted"] is True and after["summary"]["interrupted"] is False
     assert after["summary"]["best/episode"] == RunFolder(first).read_summary()["best"]["episode"]
+    (folder,) = tensorboard.iterdir()
+    assert folder.name == f"random-search-s0-{run_id}" and len(list(folder.glob("events.out.tfevents.*"))) == 2
+    returns = tensorboard_scalars(folder)["episode/return"]
+    assert returns == [(record.episode, pytest.approx(record.episode_return)) for record in RunFolder(first).episodes()[0]]
+
+    moved = tmp_path / "elsewhere"  # a finished run: nothing to log, but another --tensorboard does not make it another run
+    assert main(["search", "--resume", str(first), "--tensorboard", str(moved), "--quiet"]) == 0
 
     second = tmp_path / "b" / "run"
-    run_search(RunSpec(agent="uniform", episodes=1, wandb="offline", **FAST), run_dir=second, progress=False)
+    run_search(RunSpec(agent="random-search", episodes=1, wandb="offline", **FAST), run_dir=second, progress=False)
     (other,) = read_offline_run(second)
-    assert other["run"].display_name == after["run"].display_name == "run" and other["run"].run_id != after["run"].run_id
+    assert other["run"].display_name == after["run"].display_name == "random-search-s0" and other["run"].run_id != run_id
+
+
+def test_tensorboard_gets_every_episode_the_agents_metrics_and_sb3s_own_logs(tmp_path):
+    tensorboard = tmp_path / "tb"
+    search = ["search", "--task", "lenet5-digits", "--reward-samples", "200", "--tensorboard", str(tensorboard), "--quiet"]
+    cma_es = ["--agent", "cma-es", "--agent-arg", "population_size=4", "--episodes", "8"]
+    assert main([*search, *cma_es, "--run-dir", str(tmp_path / "cma")]) == 0
+    assert main([*search, "--run-dir", str(tmp_path / "ppo"), "--agent", "sb3:PPO", "--episodes", "12"]) == 0
+    folders = {name: tensorboard / f"{agent}-s0-{(tmp_path / name / RUN_ID_FILE).read_text().strip()}"
+               for name, agent in (("cma", "cma-es"), ("ppo", "sb3-PPO"))}
+    assert sorted(tensorboard.iterdir()) == sorted(folders.values())
+
+    cma, records = tensorboard_scalars(folders["cma"]), RunFolder(tmp_path / "cma").episodes()[0]
+    assert set(cma) == EPISODE_TAGS | {"train/generation_best_return", "train/generation_mean_return"}
+    assert {tag: steps(cma[tag]) for tag in EPISODE_TAGS} == {tag: list(range(8)) for tag in EPISODE_TAGS}, "one per episode"
+    assert [value for _, value in cma["episode/return"]] == pytest.approx([record.episode_return for record in records])
+    assert [value for _, value in cma["episode/macs_ratio"]] == pytest.approx([record.macs_ratio for record in records])
+    assert [value for _, value in cma["evaluations"]] == [record.evaluations for record in records]
+    assert cma["best/return"][-1][1] == pytest.approx(best_episode(records).episode_return)
+    returns = [record.episode_return for record in records]  # log_metrics after each generation of 4, at its last episode
+    assert cma["train/generation_best_return"] == [(3, pytest.approx(max(returns[:4]))), (7, pytest.approx(max(returns[4:])))]
+    assert cma["train/generation_mean_return"] == [(3, pytest.approx(np.mean(returns[:4]))), (7, pytest.approx(np.mean(returns[4:])))]
+
+    ppo, records = tensorboard_scalars(folders["ppo"]), RunFolder(tmp_path / "ppo").episodes()[0]
+    assert {tag: steps(ppo[tag]) for tag in EPISODE_TAGS} == {tag: list(range(12)) for tag in EPISODE_TAGS}, "one per episode"
+    sb3 = set(ppo) - EPISODE_TAGS
+    assert {"train/value_loss", "train/policy_gradient_loss", "train/entropy_loss", "train/approx_kl", "rollout/ep_rew_mean"} <= sb3
+    # SB3's own logger, against timesteps: a rollout is 4 episodes x 2 groups, its update's losses dumped with the next one
+    returns = [record.episode_return for record in records]
+    assert ppo["rollout/ep_rew_mean"] == [(8, pytest.approx(np.mean(returns[:4]))), (16, pytest.approx(np.mean(returns[:8]))),
+                                          (24, pytest.approx(np.mean(returns)))]
+    losses = {tag: points for tag, points in ppo.items() if tag.startswith("train/")}
+    assert {tag: steps(points) for tag, points in losses.items()} == {tag: [16, 24] for tag in losses}
+    assert np.all(np.isfinite([value for points in losses.values() for _, value in points]))
+
+
+def test_tensorboard_misuse_is_a_one_line_error_and_leaves_nothing(tmp_path):
+    a_file = tmp_path / "tb"
+    a_file.write_text("")
+    with pytest.raises(ValueError, match=f"^--tensorboard {a_file} is a file: give a folder"):
+        run_search(RunSpec(agent="uniform", episodes=1, tensorboard=str(a_file), **FAST), run_dir=tmp_path / "a", progress=False)
+    # SB3 would take tensorboard_log and write nothing there (the adapter sets its logger): refused, pointing at --tensorboard
+    assert_one_line_error(cli("search", "--task", "lenet5-digits", "--reward-samples", "200", "--episodes", "1", "--quiet", "--agent",
+                              "sb3:PPO", "--agent-arg", "tensorboard_log=logs", "--run-dir", str(tmp_path / "b"), cwd=tmp_path),
+                          "tensorboard_log", "--tensorboard DIR")
+    assert [path.name for path in tmp_path.iterdir()] == ["tb"]
 
 
 @pytest.fixture(scope="module")

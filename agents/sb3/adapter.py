@@ -15,7 +15,7 @@ import numpy as np
 import stable_baselines3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.logger import KVWriter, Logger
+from stable_baselines3.common.logger import KVWriter, Logger, make_output_format
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.save_util import load_from_zip_file
@@ -93,7 +93,11 @@ negative warm-up would run, silently wrong)."""
 
 
 def check_sb3_hyperparameters(hyperparameters: dict[str, Any]) -> None:
-    """Refuse, in one line, a known SB3 hyper-parameter out of its range (unknown names are SB3's to refuse)."""
+    """Refuse, in one line, a known SB3 hyper-parameter out of its range (unknown names are SB3's to refuse), and
+    ``tensorboard_log``, which SB3 would ignore under the adapter's logger."""
+    if "tensorboard_log" in hyperparameters:
+        raise ValueError("tensorboard_log is no agent argument here: pass --tensorboard DIR to the search (RunSpec.tensorboard), "
+                         "which puts SB3's own logs beside the search's curves (or call SB3Agent.log_to_tensorboard(DIR))")
     for name, value in hyperparameters.items():
         if name in SB3_CHECKS:
             SB3_CHECKS[name](name, value)
@@ -117,10 +121,14 @@ class MetricsWriter(KVWriter):
         """Nothing to close."""
 
 
-def quiet_logger(send: Callable[[dict[str, float]], None] | None = None) -> Logger:
-    """An SB3 logger that writes no file (no /tmp/SB3-* folders) and nothing on stdout; with ``send``, it hands
-    each dump's numbers to it (:class:`MetricsWriter`)."""
-    return Logger(folder=None, output_formats=[MetricsWriter(send)] if send is not None else [])
+def quiet_logger(send: Callable[[dict[str, float]], None] | None = None, tensorboard: str | Path | None = None) -> Logger:
+    """An SB3 logger that writes nothing on stdout and no file (no /tmp/SB3-* folders) but, with ``tensorboard``, SB3's
+    TensorBoard event files in that folder (its ``"tensorboard"`` output format); with ``send``, it hands each dump's
+    numbers to it (:class:`MetricsWriter`)."""
+    outputs: list[KVWriter] = [MetricsWriter(send)] if send is not None else []
+    if tensorboard is not None:
+        outputs.append(make_output_format("tensorboard", str(tensorboard)))
+    return Logger(folder=None if tensorboard is None else str(tensorboard), output_formats=outputs)
 
 
 def sb3_algorithms() -> dict[str, type[BaseAlgorithm]]:
@@ -167,6 +175,8 @@ class SB3Agent(BaseAgent):
     rollouts of ``n_steps`` (default: 4 episodes), so they may run up to that
     many extra steps. The supported action spaces are those SB3's algorithm
     accepts. Other keyword arguments go to the algorithm's constructor.
+    SB3's logged metrics reach :meth:`log_metrics` (the search's trackers) and,
+    after :meth:`log_to_tensorboard`, SB3's own TensorBoard event files.
     ``save`` writes no pickle: parameters (SB3's zip, read back with
     ``weights_only``), the replay buffer as ``.npz``, counters and random state as JSON.
     """
@@ -201,6 +211,13 @@ class SB3Agent(BaseAgent):
 
     def _build(self, cls: type[BaseAlgorithm], policy: str, seed: int | None, kwargs: dict[str, Any]) -> BaseAlgorithm:
         return cls(policy, self.env, seed=seed, verbose=0, **kwargs)
+
+    def log_to_tensorboard(self, folder: str | Path) -> Logger:
+        """Have SB3's logger also write its TensorBoard event files (``train/*``, ``rollout/*``, ``time/*``, against
+        timesteps) in ``folder``, as SB3's ``tensorboard_log`` does; returns the logger, to close when done."""
+        logger = quiet_logger(self.log_metrics, tensorboard=folder)
+        self.model.set_logger(logger)
+        return logger
 
     def learn(self, episodes: int) -> None:
         """Train ``episodes x num_groups`` more timesteps; SB3's metrics reach :meth:`log_metrics` after every episode

@@ -26,6 +26,7 @@ from scipy import stats
 
 from prune_gym.benchmark.scoring import RecoveryCache, RecoveryScorer, mask_digest, protocol_spec, standard_error
 from prune_gym.benchmark.suites import Entry, Suite, get_suite
+from prune_gym.progress import progress_bar
 from prune_gym.pruning import RateBudget, UndefinedImportanceError, list_importance_criteria
 from prune_gym.runs import RunFolder
 from prune_gym.storage import write_atomic
@@ -40,7 +41,7 @@ def candidates(entry: Entry, random_count: int, run_folders: list[Path], per_run
     env: Any = protocol_spec(entry, reward_samples=1).make_env().unwrapped
     found: dict[str, tuple[str, list[np.ndarray]]] = {}
     for criterion in list_importance_criteria():
-        budget = RateBudget(env.network, env.ranking, criterion, entry.macs_budget, env.max_rate)
+        budget = RateBudget(env.network, env.ranking, criterion, env.macs_budget, env.max_rate, env.params_budget)
         try:
             keep = budget.keep_masks(budget.kept_counts(budget.uniform_rates()))
         except UndefinedImportanceError:
@@ -93,11 +94,12 @@ def option_grid(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def measure_fidelity(suite_name: str, entry_name: str, out: str | Path, options: dict[str, list[Any]] | None = None,
                      random_count: int = 24, run_folders: tuple[str | Path, ...] = (), device: str = "cpu",
-                     cache: str | Path | None = None) -> dict[str, Any]:
+                     cache: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
     """Measure and write ``fidelity-<entry>.json`` in ``out``; returns it.
 
     ``cache`` holds the recovered candidates (default ``out/cache``); a benchmark's cache may be given, so that
-    candidates its agents found (the uniform ones, say) are not recovered again.
+    candidates its agents found (the uniform ones, say) are not recovered again. ``progress``: a progress bar over the
+    candidates' recoveries.
     """
     suite: Suite = get_suite(suite_name)
     entry = suite.entry(entry_name)
@@ -105,7 +107,12 @@ def measure_fidelity(suite_name: str, entry_name: str, out: str | Path, options:
     pool = candidates(entry, random_count, [Path(folder) for folder in run_folders])
     scorer = RecoveryScorer(entry.task, suite.recovery, RecoveryCache(Path(cache) if cache else out / "cache"), device)
     bn = int(entry.env_kwargs.get("bn_recalibration", 0))
-    recovered = [scorer.score(keep, bn_recalibration=bn) for _, keep in pool]
+    bar = progress_bar(len(pool), f"{entry.name}: recovering candidates", "candidate", enabled=progress)
+    recovered = []
+    for _, keep in pool:
+        recovered.append(scorer.score(keep, bn_recalibration=bn))
+        bar.update()
+    bar.close()
     truth = [r.test_score for r in recovered]
     rows = []
     for option in option_grid(options or {}):

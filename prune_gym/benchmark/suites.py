@@ -55,7 +55,8 @@ class Recovery:
 
 @dataclass(frozen=True)
 class Entry:
-    """One pruning problem of a suite: prune ``task`` to ``macs_budget`` of its MACs on ``env`` in ``episodes`` evaluations.
+    """One pruning problem of a suite: prune ``task`` to ``macs_budget`` of its MACs (and ``params_budget`` of its
+    parameters; 1.0: no parameter budget) on ``env`` in ``episodes`` evaluations.
 
     ``env_kwargs`` fix the reward protocol (reward, reward_samples,
     bn_recalibration, criterion, ...). Agents whose declaration does not fit
@@ -68,11 +69,14 @@ class Entry:
     macs_budget: float = 0.5
     episodes: int = 200
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    params_budget: float = 1.0
 
     @property
     def name(self) -> str:
-        """``task/env-budget``, e.g. ``resnet20-fashion-mnist/LayerRate-0.5``: unique within a suite."""
-        return f"{self.task}/{self.env.split('-v')[0]}-{self.macs_budget:g}"
+        """``task/env-budget``, e.g. ``resnet20-fashion-mnist/LayerRate-0.5`` (``...-1-params0.3`` under a parameter
+        budget): unique within a suite."""
+        params = f"-params{self.params_budget:g}" if self.params_budget < 1 else ""
+        return f"{self.task}/{self.env.split('-v')[0]}-{self.macs_budget:g}{params}"
 
     @property
     def slug(self) -> str:
@@ -83,7 +87,8 @@ class Entry:
                  env_overrides: Mapping[str, Any] | None = None, device: str | None = None) -> RunSpec:
         """The run of ``agent`` on this entry: the entry's environment keywords and MACs budget, then
         ``env_overrides`` (e.g. ``criterion`` for a uniform baseline), capped at ``episodes`` reward evaluations."""
-        env_kwargs = {**self.env_kwargs, "macs_budget": self.macs_budget, **(env_overrides or {})}
+        budgets = {"macs_budget": self.macs_budget, **({"params_budget": self.params_budget} if self.params_budget < 1 else {})}
+        env_kwargs = {**self.env_kwargs, **budgets, **(env_overrides or {})}
         if device is not None:
             env_kwargs["device"] = device
         return RunSpec(task=self.task, env=self.env, env_kwargs=env_kwargs, agent=agent, agent_kwargs=dict(agent_kwargs or {}),

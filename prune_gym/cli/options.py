@@ -10,8 +10,8 @@ from typing import Any
 from prune_gym.runs import RunSpec
 
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(RunSpec) if field.default is not dataclasses.MISSING}
-ENV_OPTIONS = ("reward", "macs_budget", "reward_samples", "device")  # search options that are environment keywords
-RESUME_OPTIONS = ("episodes", "max_evaluations", "device")  # what --resume may change
+ENV_OPTIONS = ("reward", "macs_budget", "params_budget", "reward_samples", "device")  # search options that are environment keywords
+RESUME_OPTIONS = ("episodes", "max_evaluations", "device", "tensorboard")  # what --resume may change
 MAX_SEEDS = 1000  # a seed list past this is a typo, not a plan
 
 
@@ -35,7 +35,8 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def search_spec(args: argparse.Namespace) -> RunSpec:
-    """The run specification of ``prune-gym search``: named options, then ``--env-arg`` / ``--agent-arg`` keywords.
+    """The run specification of ``prune-gym search``: named options, then ``--env-arg`` / ``--agent-arg`` keywords
+    (``--agent-arg`` over the task's hyper-parameters from ``--agent-config``).
 
     Raises:
         ValueError: an environment keyword given both as an option and as ``--env-arg``.
@@ -47,9 +48,10 @@ def search_spec(args: argparse.Namespace) -> RunSpec:
         raise ValueError(f"{', '.join(twice)} given both as --{twice[0].replace('_', '-')} and as --env-arg: give it once")
     fields = {name: getattr(args, name) for name in ("task", "env", "agent", "episodes", "seed", "checkpoint_every", "wandb",
                                                      "wandb_project") if getattr(args, name) is not None}
-    return RunSpec(**fields, env_kwargs={**named, **env_kwargs}, agent_kwargs=parse_key_values(args.agent_arg),
+    from_file = agent_config(args.agent_config, fields.get("task", DEFAULTS["task"]), fields.get("agent", DEFAULTS["agent"]))
+    return RunSpec(**fields, env_kwargs={**named, **env_kwargs}, agent_kwargs={**from_file, **parse_key_values(args.agent_arg)},
                    max_evaluations=args.max_evaluations, wandb_entity=args.wandb_entity, wandb_group=args.wandb_group,
-                   wandb_tags=tuple(args.wandb_tags))
+                   wandb_tags=tuple(args.wandb_tags), tensorboard=args.tensorboard)
 
 
 def parse_seeds(tokens: list[str]) -> list[int]:
@@ -87,13 +89,14 @@ def executor(args: argparse.Namespace) -> Any:
                        gpus_per_run=0 if args.gpus_per_run is None else args.gpus_per_run, max_in_flight=args.workers)
 
 
-def agent_config(path: str | None) -> dict[str, Any]:
+def agent_config(path: str | None, task: str | None = None, agent: str | None = None) -> dict[str, Any]:
+    """The hyper-parameters ``--agent-config FILE`` gives ``task`` (all of them for ``task=None``; see
+    :func:`prune_gym.agent_api.read_agent_config`), each checked to be a keyword of ``agent`` when given."""
     if path is None:
         return {}
-    try:
-        config = json.loads(open(path).read())
-    except (OSError, ValueError) as error:
-        raise ValueError(f"--agent-config {path}: not a readable JSON file ({error})") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"--agent-config {path}: expected a JSON object of hyper-parameters")
+    from prune_gym.agent_api import check_hyperparameter_names, read_agent_config
+
+    config = read_agent_config(path, task)
+    if agent is not None:
+        check_hyperparameter_names(agent, config, source=f"--agent-config {path}: ")
     return config

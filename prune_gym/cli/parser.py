@@ -9,7 +9,8 @@ from prune_gym.cli.listings import LISTINGS, list_command
 from prune_gym.cli.options import DEFAULTS
 from prune_gym.runs import WANDB_MODES
 
-TRUST_CODE = "import the module:attribute names the run folder holds (task, reward, ...): only for folders you trust"
+TRUST_CODE = ("import the module:attribute and file.py:attribute names the run folder holds (task, agent, reward, ...): "
+              "only for folders you trust")
 
 
 def add_executor_options(parser: argparse.ArgumentParser, ray_only: bool = False) -> None:
@@ -51,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--seeds", nargs="*", default=None, metavar="SEEDS",
                            help="seeds or ranges, e.g. 0-4 or 0 3 7 (default: the suite's)")
     benchmark.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="agent hyper-parameter")
-    benchmark.add_argument("--agent-config", default=None, metavar="FILE", help="JSON file of agent hyper-parameters")
+    benchmark.add_argument("--agent-config", default=None, metavar="FILE",
+                           help="JSON or YAML file of agent hyper-parameters for every entry (e.g. tune's best_config.json)")
     benchmark.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
-                           help="replace a suite's environment keyword (e.g. criterion=std for a uniform baseline)")
+                           help="replace a suite's environment keyword, VALUE read as JSON where it parses (e.g. criterion=std for a "
+                                "uniform baseline; the reward's keyword arguments: 'reward_kwargs={\"penalty\": 2}')")
     add_executor_options(benchmark)
     benchmark.add_argument("--storage", default=None, metavar="PATH",
                            help="where the run folders are written, a path every Ray worker sees (default: --out)")
@@ -82,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--storage", default=None, metavar="PATH",
                       help="where the trials' run folders and Tune's records go, a path every Ray worker sees (default: --out)")
     add_executor_options(tune, ray_only=True)
-    tune.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="replace a suite's environment keyword")
+    tune.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                      help="replace a suite's environment keyword, VALUE read as JSON where it parses (the reward's keyword "
+                           "arguments: 'reward_kwargs={\"penalty\": 2}')")
     tune.add_argument("--device", default="cpu")
     tune.add_argument("--quiet", action="store_true")
     tune.set_defaults(handler=handlers.tune)
@@ -99,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     fidelity.set_defaults(handler=handlers.fidelity)
 
     leaderboard = commands.add_parser("leaderboard", help="render benchmark results folders of one suite as a markdown table")
-    leaderboard.add_argument("folders", nargs="+", metavar="DIR", help="benchmark results folders, or their results.json files")
+    leaderboard.add_argument("folders", nargs="+", metavar="DIR",
+                             help="benchmark results folders, or their results.json files; of several (results/*), folders "
+                                  "without results.json (a --cache folder) are skipped with a note")
     leaderboard.add_argument("--output", default=None, help="write the markdown here (default: print it)")
     leaderboard.add_argument("--plots", default=None, metavar="FOLDER", help="write rliable's figures (PNG and PDF) here")
     leaderboard.add_argument("--fidelity", nargs="*", default=[], metavar="FILE", help="fidelity-*.json files to add as a table")
@@ -108,10 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="search a pruned network with an agent; writes a run folder")
     search.add_argument("--task", help=f"task name (`prune-gym list tasks`; default {DEFAULTS['task']})")
     search.add_argument("--env", help=f"environment id (`prune-gym list environments`; default {DEFAULTS['env']})")
-    search.add_argument("--agent", help=f"agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO (default {DEFAULTS['agent']})")
-    search.add_argument("--reward", help="reward name (`prune-gym list rewards`) or package.module:function (default: the environment's); "
+    search.add_argument("--agent", help="agent name (`prune-gym list agents`), sb3:ALGO / tianshou:ALGO, or a class of yours as "
+                                        f"package.module:Class or path/to/file.py:Class (default {DEFAULTS['agent']})")
+    search.add_argument("--reward", help="reward name (`prune-gym list rewards`), package.module:function or path/to/file.py:function "
+                                         "(default: the environment's); "
                                          "its keyword arguments: --env-arg 'reward_kwargs={\"name\": value}'")
     search.add_argument("--macs-budget", type=float, help="fraction of the original MACs to keep (default: the environment's, 0.5)")
+    search.add_argument("--params-budget", type=float,
+                        help="fraction of the original parameters to keep (default 1.0: none; AMC's model-size mode with "
+                             "--macs-budget 1)")
     search.add_argument("--episodes", type=int, help=f"episodes to run (default {DEFAULTS['episodes']}); with --resume, "
                                                      "more extends a finished run")
     search.add_argument("--max-evaluations", type=int, metavar="N",
@@ -125,14 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--wandb-entity", help="wandb entity (team or user)")
     search.add_argument("--wandb-group", help="wandb group (default: task, env, budget, reward)")
     search.add_argument("--wandb-tags", nargs="*", default=[], metavar="TAG", help="extra wandb tags (agent and seed are added)")
+    search.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files, in DIR/<agent>-s<seed>-<run id> "
+                                                             "(`tensorboard --logdir DIR`); SB3 agents add their own train/ logs")
     search.add_argument("--checkpoint-every", type=int, metavar="EPISODES",
                         help=f"save the agent every this many episodes (default: {DEFAULTS['checkpoint_every']})")
     search.add_argument("--run-dir", default=None, help="run folder (default: runs/<task>-<env>-<agent>-s<seed>-<time>)")
     search.add_argument("--trust-code", action="store_true", help=f"with --resume: {TRUST_CODE}")
     search.add_argument("--resume", metavar="RUN", default=None,
                         help="continue a run folder as it was specified (with --episodes N: extend it to N episodes)")
-    search.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE", help="extra environment keyword")
-    search.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="extra agent keyword")
+    search.add_argument("--env-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment keyword, VALUE read as JSON where it parses (e.g. criterion=std; the reward's "
+                             "keyword arguments: 'reward_kwargs={\"penalty\": 2}' with --reward budget-penalty)")
+    search.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="agent keyword (over --agent-config's)")
+    search.add_argument("--agent-config", default=None, metavar="FILE",
+                        help="YAML or JSON file of agent hyper-parameters per task, as rl-zoo3's hyperparams/*.yml: "
+                             "TASK: {KEY: VALUE} sections over a 'default' one (a file without sections applies to every task)")
     search.add_argument("--quiet", action="store_true", help="no progress bar")
     search.add_argument("--seeds", nargs="*", default=None, metavar="SEEDS",
                         help="search once per seed (e.g. 0-4, or 0 3 7), one run folder per seed: --run-dir RUN gives RUN/seed-N")

@@ -23,14 +23,24 @@ def print_summary(summary: dict[str, Any]) -> None:
     for group, kept in zip(summary["groups"], best["kept_channels"]):
         table.add_row(group["name"], f"{kept} / {group['channels']}")
     console.print(table)
+    uniform = summary.get("uniform")  # absent in summaries written before it was measured
     totals = Table(show_header=True)
-    for column in ("", "before", "after", "after / before"):
+    columns = ["", "unpruned", "best episode", "best / unpruned"]
+    if uniform:
+        columns.append(f"uniform {uniform['criterion']} (rate {uniform['rate']:.2f})")
+    for column in columns:
         totals.add_column(column, justify="right")
-    totals.add_row("MACs", f"{summary['original_macs']:,}", f"{best['macs']:,}", f"{best['macs_ratio']:.3f}")
-    totals.add_row("params", f"{summary['original_params']:,}", f"{best['params']:,}", f"{best['params_ratio']:.3f}")
-    totals.add_row(f"reward-split {summary['metric']}", f"{summary['score_before']:.4f}", f"{best['score']:.4f}",
-                   ratio(best["score"], summary["score_before"]))
+    rows = [("MACs", "original_macs", "macs", "{:,}"), ("params", "original_params", "params", "{:,}"),
+            (f"reward-split {summary['metric']}", "score_before", "score", "{:.4f}")]
+    for label, original_key, key, form in rows:
+        cells = [label, form.format(summary[original_key]), form.format(best[key]), ratio(best[key], summary[original_key])]
+        totals.add_row(*cells, *([form.format(uniform[key])] if uniform else []))
     console.print(totals)
+    if uniform:
+        gain = best["score"] - uniform["score"]
+        verdict = "beats" if gain > 0 else "does not beat"
+        console.print(f"the best episode {verdict} uniform {uniform['criterion']} pruning at the same budget "
+                      f"({gain:+.4f} reward-split {summary['metric']})")
     state = f"interrupted: resume with `prune-gym search --resume {summary['run_dir']}`" if summary["interrupted"] else "done"
     console.print(f"budget {summary['macs_budget']} (MACs kept) {'met' if best['budget_met'] else 'NOT met'}; {state}")
     console.print(f"run folder and plots: {summary['run_dir']}/learning_curve.png, score_vs_macs.png (and .pdf)")

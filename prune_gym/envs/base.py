@@ -50,6 +50,8 @@ class PruningEnv(gym.Env):
         reward_kwargs: keyword parameters of the reward function (e.g. ``{"drop_allowance": 0.02}``),
             checked against its signature here.
         macs_budget: fraction of the original MACs the pruned network may keep, in (0, 1].
+        params_budget: fraction of the original parameters it may keep, in (0, 1] (1.0: none). Enforced
+            like the MACs budget; with ``macs_budget=1.0`` it is AMC's model-size mode.
         enforce_budget: clip decisions as AMC does so the budget stays reachable.
         max_rate: largest fraction of a group's channels the budget enforcement assumes later groups can lose.
         observation: a registered observation name (``prune_gym.list_observations()``).
@@ -80,6 +82,7 @@ class PruningEnv(gym.Env):
         reward: str | Callable[..., float] = "error",
         reward_kwargs: dict[str, Any] | None = None,
         macs_budget: float = 0.5,
+        params_budget: float = 1.0,
         enforce_budget: bool = True,
         max_rate: float = 0.8,
         observation: str | None = None,
@@ -99,6 +102,8 @@ class PruningEnv(gym.Env):
                                         self.action_types)
         self.macs_budget = check_real("macs_budget", macs_budget, 0.0, 1.0, low_open=True,
                                       expected="a fraction of the original MACs in (0, 1], e.g. 0.5")
+        self.params_budget = check_real("params_budget", params_budget, 0.0, 1.0, low_open=True,
+                                        expected="a fraction of the original parameters in (0, 1], e.g. 0.3 (1.0: none)")
         self.enforce_budget = check_bool("enforce_budget", enforce_budget)
         self.max_rate = check_real("max_rate", max_rate, 0.0, 1.0, low_open=True, high_open=True,
                                    expected="a pruned fraction in (0, 1), e.g. 0.8")
@@ -157,11 +162,12 @@ class PruningEnv(gym.Env):
 
     def rate_budget(self) -> RateBudget:
         """Budget-feasible per-group rates for this environment's network, ranking, budget and ``max_rate``."""
-        return RateBudget(self.network, self.ranking, self.criterion, self.macs_budget, self.max_rate)
+        return RateBudget(self.network, self.ranking, self.criterion, self.macs_budget, self.max_rate, self.params_budget)
 
     def _initial_state(self) -> EpisodeState:
         return EpisodeState.initial(self.network, self.ranking, self.macs_budget, self.score_before,
-                                    evaluate=lambda: self.evaluator.score(self.network.full_mask()))
+                                    evaluate=lambda: self.evaluator.score(self.network.full_mask()),
+                                    params_budget=self.params_budget)
 
     def recover(self, keep: KeepMask, steps: int = 100, lr: float | None = None, seed: int = 0) -> float:
         """Short recovery training of the network pruned by ``keep``; the tuned weights become the env's.
@@ -295,25 +301,27 @@ class PruningEnv(gym.Env):
         """Drop the least important kept channels of group ``t`` until the budget is reachable.
 
         Reachable means: if every later group lost ``max_rate`` of its channels,
-        the network would keep at most ``macs_budget`` of its MACs (AMC's
+        the network would keep at most ``macs_budget`` of its MACs and ``params_budget`` of its parameters (AMC's
         budget-constrained action). Never drops below the group's ``max_rate`` floor.
         """
-        target = self.macs_budget * self.network.original_macs
+        macs_target = self.macs_budget * self.network.original_macs
+        params_target = self.params_budget * self.network.original_params
         trial = list(self.state.keep[:t + 1]) + self._most_pruned[t + 1:]
         channels = np.arange(self.network.groups[t].num_channels)
 
-        def macs_with(n_keep: int) -> int:  # a group's MACs depend on how many channels it keeps, not which
+        def fits(n_keep: int) -> bool:  # a group's MACs and params depend on how many channels it keeps, not which
             trial[t] = channels < n_keep
-            return self.network.macs_params(trial)[0]
+            macs, params = self.network.macs_params(trial)
+            return macs <= macs_target and params <= params_target
 
         n_kept = int(keep.sum())
         floor = min(self._min_keep[t], n_kept)
-        if macs_with(n_kept) <= target:
+        if fits(n_kept):
             return keep
-        low, high = floor, n_kept  # invariant: macs_with(high) > target
+        low, high = floor, n_kept  # invariant: fits(high) is False
         while high - low > 1:
             middle = (low + high) // 2
-            if macs_with(middle) <= target:
+            if fits(middle):
                 low = middle
             else:
                 high = middle
@@ -365,7 +373,8 @@ class PruningEnv(gym.Env):
             kept = int(state.keep[group.index].sum())
             lines.append(f"{group.index:>3}  {group.name:<28} {group.num_channels:>8} {kept:>6} {1 - kept / group.num_channels:>7.1%}")
         lines.append(f"MACs {state.macs:,} ({state.macs_ratio:.1%} of original), "
-                     f"params {state.params:,} ({state.params_ratio:.1%}), budget {self.macs_budget:.0%}")
+                     f"params {state.params:,} ({state.params_ratio:.1%}), budget {self.macs_budget:.0%} of the MACs"
+                     + (f", {self.params_budget:.0%} of the params" if self.params_budget < 1 else ""))
         return "\n".join(lines) + "\n"
 
     def close(self) -> None:

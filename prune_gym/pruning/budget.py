@@ -19,10 +19,11 @@ def bisect(meets_budget: Callable[[float], bool], low: float, high: float, itera
 
 
 class RateBudget:
-    """Per-group pruning rates (fractions pruned) against a MACs budget.
+    """Per-group pruning rates (fractions pruned) against a MACs budget and a parameter budget.
 
     A rate vector is *feasible* when its pruned network keeps at most
-    ``macs_budget`` of the original MACs (analytic MACs of the keep-masks the
+    ``macs_budget`` of the original MACs and ``params_budget`` of the original
+    parameters (analytic counts of the keep-masks the
     ``criterion`` ranking gives) and every group keeps at least its
     ``max_rate`` floor, ceil(C x (1 - max_rate)) of its C channels. Played on
     LayerRate-v0, a feasible vector is never touched by the env's budget
@@ -32,9 +33,9 @@ class RateBudget:
     """
 
     def __init__(self, network: PrunableNetwork, ranking: ImportanceRanking, criterion: str, macs_budget: float,
-                 max_rate: float) -> None:
+                 max_rate: float, params_budget: float = 1.0) -> None:
         self.network, self.ranking, self.criterion = network, ranking, criterion
-        self.macs_budget, self.max_rate = macs_budget, max_rate
+        self.macs_budget, self.max_rate, self.params_budget = macs_budget, max_rate, params_budget
         self.channels = np.array([group.num_channels for group in network.groups])
         self.min_keep = np.array([max(1, int(np.ceil(c * (1.0 - max_rate)))) for c in self.channels])
 
@@ -48,8 +49,10 @@ class RateBudget:
         return [self.ranking.keep_most_important(g, int(n), self.criterion) for g, n in enumerate(counts)]
 
     def meets_budget(self, counts: np.ndarray) -> bool:
-        """Whether keeping ``counts`` channels per group keeps at most ``macs_budget`` of the original MACs."""
-        return self.network.macs_params(self.keep_masks(counts))[0] <= self.macs_budget * self.network.original_macs
+        """Whether keeping ``counts`` channels per group keeps at most ``macs_budget`` of the original MACs and
+        ``params_budget`` of the original parameters."""
+        macs, params = self.network.macs_params(self.keep_masks(counts))
+        return macs <= self.macs_budget * self.network.original_macs and params <= self.params_budget * self.network.original_params
 
     def uniform_rates(self) -> np.ndarray:
         """The same rate for every group: the smallest that meets the budget (bisection on the analytic MACs)."""
@@ -64,8 +67,9 @@ class RateBudget:
     def check_reachable(self) -> None:
         """Raise ValueError when pruning every group by ``max_rate`` still misses the budget."""
         if not self.meets_budget(self.min_keep):
-            raise ValueError(f"macs_budget={self.macs_budget} cannot be met with every group pruned by at most "
-                             f"max_rate={self.max_rate}: raise macs_budget or max_rate (--env-arg max_rate=0.9)")
+            raise ValueError(f"macs_budget={self.macs_budget}, params_budget={self.params_budget} cannot be met with every "
+                             f"group pruned by at most max_rate={self.max_rate}: raise the budget or max_rate "
+                             "(--env-arg max_rate=0.9)")
 
     def project(self, rates: np.ndarray) -> np.ndarray:
         """The feasible rate vector closest to ``rates`` along a common shrink of the kept fractions.

@@ -395,6 +395,8 @@ _CIFAR: dict[str, Any] = dict(optimizer="sgd", lr=0.1, weight_decay=5e-4, batch_
 for _task in (
     Task("lenet5-digits", "lenet5", "digits", 300, TrainingConfig(epochs=30, **_LENET), auto_pretrain=True,
          description="LeNet-5 on scikit-learn's 8x8 digits resized to 28x28 (embedded, trains in seconds)"),
+    Task("cnn5-digits", "cnn5", "digits", 300, TrainingConfig(epochs=15, **_LENET), auto_pretrain=True,
+         description="CNN5 (5 conv groups, a wide last layer) on the embedded digits: a search beats uniform pruning"),
     Task("lenet5-mnist", "lenet5", "mnist", 5000, TrainingConfig(epochs=4, **_LENET), auto_pretrain=True,
          description="LeNet-5 on MNIST"),
     Task("lenet5-fashion-mnist", "lenet5", "fashion-mnist", 5000, TrainingConfig(epochs=10, **_LENET),

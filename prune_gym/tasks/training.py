@@ -126,7 +126,8 @@ def train(
         steps = check_int("steps", steps, 1, "a positive number of training batches, or None for whole epochs")
     import torch
     import torch.nn.functional as F
-    from tqdm.auto import tqdm
+
+    from prune_gym.progress import progress_bar
 
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
@@ -145,7 +146,7 @@ def train(
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total, 1))
     start = time.perf_counter()
     model.train()
-    bar = tqdm(total=total, desc=description, disable=not progress, unit="batch")
+    bar = progress_bar(total, description, "batch", enabled=progress)
     spec = get_metric(metric)
     done = 0
     epoch_statistics: torch.Tensor | None = None
