@@ -5,18 +5,24 @@ Every registry resolves a name in three places, in order:
 1. what was registered in this process (``register_reward("name")`` and its twins),
 2. the registry's entry-point group, if it has one (``[project.entry-points."prune_gym.rewards"]``
    in a third-party package's ``pyproject.toml``): loaded on first use,
-3. ``"package.module:attribute"``: imported on first use (so a command line can name
-   a user's reward, observation or criterion without registering it anywhere).
+3. ``"package.module:attribute"`` or ``"path/to/file.py:attribute"``: imported on first use (so a
+   command line can name a user's reward, observation, criterion or agent without registering or
+   installing it anywhere; a file is imported alone, as a module of its own).
 
-The name under which an item was found is the name stored in run folders, so a
-resumed run finds it again the same way.
+The name under which an item was found is the name stored in run folders (a file by its absolute
+path, :func:`absolute_code_name`), so a resumed run finds it again the same way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -25,6 +31,45 @@ T = TypeVar("T")
 def first_line(function: Callable) -> str:
     """The first line of a function's docstring (its one-line description), or ''."""
     return (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
+
+
+def code_file(name: str) -> str | None:
+    """The file of a ``path/to/file.py:attribute`` name (``None`` for any other name)."""
+    path, colon, _ = name.rpartition(":")
+    return path if colon and path.endswith(".py") else None
+
+
+def absolute_code_name(name: str) -> str:
+    """``name`` with the file of a ``path/to/file.py:attribute`` made absolute (what a run folder stores, so that a resume
+    from another working directory finds the same file); any other name unchanged."""
+    path = code_file(name)
+    return name if path is None else f"{Path(path).expanduser().resolve()}:{name.rpartition(':')[2]}"
+
+
+def import_file(path: str) -> ModuleType:
+    """The Python file ``path`` imported as a module of its own, once per process (named after its absolute path, so it
+    shadows no installed module); its folder is not put on ``sys.path``.
+
+    Raises:
+        FileNotFoundError: no such file.
+    """
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise FileNotFoundError(f"no file {path}")
+    name = f"prune_gym_file_{file.stem}_{hashlib.sha256(str(file).encode()).hexdigest()[:12]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before it runs, as an import does (dataclasses and pickle look the module up)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 class Registry(Generic[T]):
@@ -93,37 +138,48 @@ class Registry(Generic[T]):
         """The item called ``name``.
 
         Raises:
-            ValueError: unknown name (the message lists the known ones), or a ``module:attribute``
-                that cannot be imported.
+            ValueError: unknown name (the message lists the known ones), or an entry point, ``module:attribute``
+                or ``file.py:attribute`` that cannot be imported.
         """
         if not isinstance(name, str):
             raise ValueError(f"{self.kind} must be given by name, got {type(name).__name__} {name!r}")
         if name in self._items:
             return self._items[name]
         found = self._entry_points().get(name)
+        if found is None and ":" not in name:
+            hint = f" {self._hint}" if self._hint else ""
+            raise ValueError(f"unknown {self.kind} {name!r}; registered {self.plural}: {self.names()}{hint}")
+        module, _, attribute = name.rpartition(":")
+        try:  # a plug-in or user code: whatever its import raises (a syntax error, an exception) is one line
+            if found is not None:
+                imported = found.load()
+            else:
+                imported = import_file(module) if code_file(name) else importlib.import_module(module)
+        except Exception as error:
+            detail = " ".join(str(error).split())
+            where = f" ({found.value})" if found is not None else ""
+            raise ValueError(f"cannot load {self.kind} {name!r}{where}: {type(error).__name__}: {detail}") from None
         if found is not None:
-            return self._remember(name, found.load())
-        if ":" in name:
-            module, _, attribute = name.partition(":")
-            try:  # the module is user code: whatever its import raises (a syntax error, an exception) is one line
-                value = getattr(importlib.import_module(module), attribute)
-            except Exception as error:
-                detail = " ".join(str(error).split())
-                raise ValueError(f"cannot load {self.kind} {name!r}: {type(error).__name__}: {detail}") from None
-            return self._remember(name, value)
-        hint = f" {self._hint}" if self._hint else ""
-        raise ValueError(f"unknown {self.kind} {name!r}; registered {self.plural}: {self.names()}{hint}")
+            return self._remember(name, imported)
+        if not hasattr(imported, attribute):
+            raise ValueError(f"cannot load {self.kind} {name!r}: {module} has no attribute {attribute!r}")
+        return self._remember(name, getattr(imported, attribute))
 
     def _remember(self, name: str, value: Any) -> T:
         try:
             item = self._adapt(name, value) if self._adapt is not None else value
         except (TypeError, ValueError, AttributeError) as error:
             detail = " ".join(str(error).split())
-            raise ValueError(f"{name!r} is not a {self.kind} ({type(value).__name__}: {detail})") from None
+            raise ValueError(f"{name!r} is not {self._article} {self.kind} ({type(value).__name__}: {detail})") from None
         if self.expected is not None and not isinstance(item, self.expected):
-            raise ValueError(f"{name!r} is not a {self.kind}: it is a {type(item).__name__}, not a {self.expected.__name__}")
+            expected = "class" if self.expected is type else self.expected.__name__
+            raise ValueError(f"{name!r} is not {self._article} {self.kind}: it is a {type(item).__name__}, not a {expected}")
         self._items[name] = item
         return item
+
+    @property
+    def _article(self) -> str:
+        return "an" if self.kind[0] in "aeiou" else "a"
 
     def _entry_points(self) -> dict[str, Any]:
         if self.entry_point_group is None:
