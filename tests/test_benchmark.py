@@ -32,6 +32,18 @@ def test_suites_are_registered_by_versioned_name():
         get_suite("nope-v0")
 
 
+def test_quick_v1_separates_random_search_from_uniform_pruning(tmp_path):
+    """quick-v1 replaces the saturated quick-v0: after the suite's recovery, on the test split, one seed of random
+    search is far above uniform L1 pruning (its normalised score's zero), well beyond the test split's standard error."""
+    out = tmp_path / "random"
+    assert main(["benchmark", "--agent", "random-search", "--suite", "quick-v1", "--seeds", "0", "--out", str(out),
+                 "--quiet"]) == 0
+    (run,) = json.loads((out / "results.json").read_text())["runs"]
+    references = run["references"]
+    assert run["macs_ratio"] <= 0.5 and run["test_score"] - references["uniform_test_score"] > 3 * run["test_standard_error"], run
+    assert run["normalised"] > 0.3
+
+
 def test_benchmark_scores_every_seed_skips_finished_runs_and_renders_a_leaderboard(tmp_path, capsys):
     out = tmp_path / "random"
     assert main(["benchmark", "--agent", "random-search", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 0

@@ -134,8 +134,9 @@ class RecoveryScorer:
         if bn_recalibration:
             recalibrate_batchnorm(pruned, self.splits.train_x[:bn_recalibration])
         macs, params = network.macs_params(keep)
-        recover(pruned, self.splits, self.task.training, steps=self.recovery.steps, seed=seed, progress=False,
-                  metric=self.task.metric)
+        if self.recovery.steps:
+            recover(pruned, self.splits, self.task.training, steps=self.recovery.steps, seed=seed, progress=False,
+                    metric=self.task.metric)
         return {"test_score": evaluate(pruned, self.splits.test_x, self.splits.test_y, self.task.metric), "macs": macs, "params": params}
 
 

@@ -13,7 +13,10 @@ protocol is a new version (``cpu-v1``). Register your own with
 Built-in suites (``prune_gym.list_suites()``):
 
 * ``quick-v0``: one small entry, for tests and smoke runs (one agent, two seeds
-  in well under 3 minutes on 2 CPU cores);
+  in well under 3 minutes on 2 CPU cores); saturated: every agent ties there;
+* ``quick-v1``: its successor on the embedded digits, where where to prune
+  matters (CNN5, a wide last layer): random search already beats uniform
+  pruning, so a new agent's first minutes say something;
 * ``cpu-v0``: the CPU leaderboard: Fashion-MNIST (10,000 test images) with a
   residual and a plain half-width 20-layer network, two budgets and both
   environments, 100 reward evaluations per entry, sized so that the whole
@@ -41,14 +44,16 @@ class Recovery:
     ``steps`` batches of the task's optimiser at a tenth of its pretraining
     learning rate (cosine schedule), once per seed in ``seeds``; the score is
     the mean test score over those seeds. BatchNorm statistics start from the
-    recalibrated ones when the entry's environment recalibrates.
+    recalibrated ones when the entry's environment recalibrates. ``steps=0`` is
+    the one-shot track: the pruned network is scored as it is (after that
+    recalibration), with no training at all.
     """
 
     steps: int = 200
     seeds: tuple[int, ...] = (0, 1)
 
     def __post_init__(self) -> None:
-        check_int("recovery steps", self.steps, 1, "a positive number of training batches")
+        check_int("recovery steps", self.steps, 0, "a number of training batches >= 0 (0: the one-shot track)")
         if len(self.seeds) < 1:
             raise ValueError("a recovery protocol needs at least one fine-tuning seed")
 
@@ -151,6 +156,13 @@ register_suite(Suite(
     seeds=(0, 1),
     recovery=Recovery(steps=20, seeds=(0, 1)),
     description="one LeNet-5 entry on the embedded digits: tests and smoke runs, no download",
+))
+register_suite(Suite(
+    "quick-v1",
+    entries=(Entry("cnn5-digits", "LayerRate-v0", 0.5, episodes=40, env_kwargs={"reward_samples": 300, "bn_recalibration": 100}),),
+    seeds=(0, 1),
+    recovery=Recovery(steps=20, seeds=(0, 1)),
+    description="one CNN5 entry on the embedded digits, where a search beats uniform pruning: smoke runs, no download",
 ))
 register_suite(Suite(
     "cpu-v0",
