@@ -44,6 +44,34 @@ def test_quick_v1_separates_random_search_from_uniform_pruning(tmp_path):
     assert run["normalised"] > 0.3
 
 
+TWO_ENTRIES = register_suite(Suite("test-two-entries-v0", entries=(
+    Entry("lenet5-digits", "LayerRate-v0", 0.5, episodes=3, env_kwargs={"reward_samples": 100}),
+    Entry("lenet5-digits", "LayerRate-v0", 1.0, episodes=3, env_kwargs={"reward_samples": 100}, params_budget=0.6),
+), seeds=(0,), recovery=Recovery(steps=0, seeds=(0,))), overwrite=True)
+
+
+def test_entries_runs_a_subset_and_results_record_what_measured_them(tmp_path, capsys):
+    out = tmp_path / "uniform"
+    params_entry = TWO_ENTRIES.entries[1]
+    assert params_entry.name == "lenet5-digits/LayerRate-1-params0.6"
+    assert main(["benchmark", "--agent", "uniform", "--suite", TWO_ENTRIES.name, "--entries", params_entry.name,
+                 "--out", str(out), "--quiet"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    (run,) = results["runs"]
+    assert run["entry"] == params_entry.name and sorted(path.name for path in out.iterdir() if path.is_dir()) == \
+        ["cache", params_entry.slug]
+    config = json.loads((out / params_entry.slug / "seed-0" / "config.json").read_text())
+    assert config["env_kwargs"]["params_budget"] == 0.6 and config["env_kwargs"]["macs_budget"] == 1.0
+    assert run["test_scores"] == [run["references"]["uniform_test_score"]], "one-shot track: no recovery, one score"
+    recorded = results["machine"]
+    assert recorded["packages"]["torch-pruning"] and recorded["torch_threads"] >= 1 and recorded["python"]
+    assert isinstance(recorded["cpu_flags"], list) and recorded["torch_cpu_capability"]
+    assert main(["benchmark", "--agent", "uniform", "--suite", TWO_ENTRIES.name, "--entries", "nope",
+                 "--out", str(tmp_path / "other"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "has no entry 'nope'" in error and "lenet5-digits/LayerRate-0.5" in error and not (tmp_path / "other").exists()
+
+
 def test_benchmark_scores_every_seed_skips_finished_runs_and_renders_a_leaderboard(tmp_path, capsys):
     out = tmp_path / "random"
     assert main(["benchmark", "--agent", "random-search", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 0

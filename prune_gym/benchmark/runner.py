@@ -11,6 +11,7 @@ failed ones; Ctrl-C loses no finished run.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
 import os
 import platform
@@ -21,22 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 import prune_gym
 from prune_gym.agent_api import agent_hyperparameters, compatible_environment
-from prune_gym.benchmark.aggregate import MANIFEST, collect
+from prune_gym.benchmark.aggregate import MANIFEST, RESULTS, collect
 from prune_gym.benchmark.executors import Executor, LocalExecutor
 from prune_gym.benchmark.scoring import RecoveryCache, RecoveryScorer, entry_references, mask_digest, standard_error
 from prune_gym.benchmark.suites import Entry, Suite, get_suite
 from prune_gym.errors import RunError
+from prune_gym.progress import progress_bar
 from prune_gym.runs import RunFolder, RunSpec, best_episode, best_score_curve, load_mask
 from prune_gym.search import check_spec, run_search
 from prune_gym.storage import file_sha256, write_atomic
 from prune_gym.tasks import get_task
 from prune_gym.validation import check_int
-
-RESULTS = "results.json"
 
 
 @dataclass(frozen=True)
@@ -75,15 +74,33 @@ class Job:
         return failure
 
 
-def machine() -> dict[str, Any]:
-    """What ran the benchmark: processor, cores, torch threads, device, versions and the date."""
-    cpu = platform.processor()
+MEASURING_PACKAGES = ("torch", "torchvision", "torch-pruning", "numpy", "gymnasium", "stable-baselines3", "tianshou",
+                      "scikit-learn", "rliable")
+"""The packages whose versions can change a recovered score or a search, recorded with every benchmark."""
+
+
+def _cpuinfo(field: str) -> str | None:
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith(field))
     except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "prune_gym": prune_gym.__version__,
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """What ran the benchmark: processor and its SIMD flags (they change float results), cores, torch threads and
+    torch's CPU capability, device, the versions of :data:`MEASURING_PACKAGES`, Python and the date."""
+    flags = (_cpuinfo("flags") or "").split()
+    simd = sorted(flag for flag in flags if flag.startswith(("avx", "sse", "fma", "amx", "neon", "asimd")))
+    versions = {}
+    for package in MEASURING_PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {"cpu": _cpuinfo("model name") or platform.processor(), "cpu_flags": simd, "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "torch": torch.__version__, "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "prune_gym": prune_gym.__version__, "python": platform.python_version(), "packages": versions,
             "date": time.strftime("%Y-%m-%d")}
 
 
@@ -183,8 +200,9 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
 def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int] | None = None,
                   agent_kwargs: dict[str, Any] | None = None, env_overrides: dict[str, Any] | None = None,
                   executor: Executor | None = None, device: str = "cpu", progress: bool = True,
-                  cache: str | Path | None = None) -> dict[str, Any]:
-    """Benchmark ``agent`` on every entry and seed of a suite; returns (and writes) ``results.json``.
+                  cache: str | Path | None = None, entries: list[str] | None = None) -> dict[str, Any]:
+    """Benchmark ``agent`` on every entry (or the named ``entries``) and seed of a suite; returns (and writes)
+    ``results.json``, which covers every run the folder holds.
 
     ``env_overrides`` replace the suite's environment keywords (``criterion`` for a
     uniform baseline with another ranking); they are part of the results' identity.
@@ -194,10 +212,13 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     and a mask found by several agents or seeds are recovered once.
 
     Raises:
-        ValueError: unknown suite or agent, an empty seed list, or hyper-parameters the agent rejects.
+        ValueError: unknown suite, entry or agent, an empty seed list, or hyper-parameters the agent rejects.
         RunError: ``out`` holds another suite's or agent's benchmark.
     """
     suite = get_suite(suite_name)
+    if entries is not None:  # names or slugs; an unknown one lists the suite's entries
+        chosen = {suite.entry(name).name: suite.entry(name) for name in entries}
+        suite = dataclasses.replace(suite, entries=tuple(chosen.values()))
     seeds = list(suite.seeds if seeds is None else seeds)
     if not seeds:
         raise ValueError("--seeds is empty: give at least one seed, or leave it out for the suite's seeds")
@@ -216,7 +237,7 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     for task in tasks:
         get_task(task).load_model(progress=progress)  # pretrains small tasks once, before any worker starts
     check_spec(jobs[0].spec)
-    bar = tqdm(total=len(jobs), desc=f"{agent} on {suite.name} (entries x seeds)", disable=not progress, unit="run")
+    bar = progress_bar(len(jobs), f"{agent} on {suite.name} (entries x seeds)", "run", enabled=progress)
     for job, result in (executor or LocalExecutor()).run(run_job, jobs):
         bar.set_postfix(last=f"{job.entry.name} seed {job.seed}: {result['status']}")
         bar.update()

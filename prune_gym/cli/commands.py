@@ -55,7 +55,8 @@ def search(args: argparse.Namespace) -> int:
         if refused:
             flags = ", ".join("--" + name.replace("_", "-") for name in refused)
             raise ValueError(f"--resume continues {args.resume} as it was specified: {flags} "
-                             "cannot change (only --episodes, --max-evaluations and --device can); start a new --run-dir instead")
+                             "cannot change (only --episodes, --max-evaluations, --device and --tensorboard can); "
+                             "start a new --run-dir instead")
         summary = resume_search(args.resume, progress=not args.quiet, trust_code=args.trust_code,
                                 **{name: given[name] for name in RESUME_OPTIONS if name in given})
     else:
@@ -72,6 +73,7 @@ def search_seeds(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from prune_gym.benchmark.executors import SearchJob, run_search_job
+    from prune_gym.progress import progress_bar
     from prune_gym.search import resolve_spec
     from prune_gym.tasks import get_task
 
@@ -87,13 +89,17 @@ def search_seeds(args: argparse.Namespace) -> int:
     for column in ("seed", "best reward-split score", "MACs kept", "budget", "episodes", "run folder"):
         table.add_column(column, justify="left" if column == "run folder" else "right")
     failed = []
+    bar = progress_bar(len(jobs), f"{spec.agent} on {spec.env} (seeds)", "run", enabled=not args.quiet)
     for job, result in executor(args).run(run_search_job, jobs):
+        bar.set_postfix(last=f"seed {job.spec.seed}: {result['status']}")
+        bar.update()
         best = result.get("best")
         if result["status"] != "ok":
             failed.append(f"seed {job.spec.seed}: {result['error']}")
         elif best is not None:
             table.add_row(str(job.spec.seed), f"{best['score']:.4f}", f"{best['macs_ratio']:.3f}",
                           "met" if best["budget_met"] else "NOT met", str(result["episodes_done"]), result["run_dir"])
+    bar.close()
     Console().print(table)
     for failure in failed:
         print(f"failed: {failure}", file=sys.stderr)
@@ -109,7 +115,7 @@ def benchmark(args: argparse.Namespace) -> int:
     results = run_benchmark(args.agent, args.suite, storage, seeds=optional_seeds(args.seeds),
                             agent_kwargs={**agent_config(args.agent_config), **parse_key_values(args.agent_arg)},
                             env_overrides=parse_key_values(args.env_arg), executor=executor(args),
-                            device=args.device, progress=not args.quiet, cache=args.cache)
+                            device=args.device, progress=not args.quiet, cache=args.cache, entries=args.entries)
     if storage != Path(args.out).resolve():
         from prune_gym.storage import write_atomic
 
@@ -144,22 +150,34 @@ def tune(args: argparse.Namespace) -> int:
 
 
 def leaderboard(args: argparse.Namespace) -> int:
-    from prune_gym.benchmark.fidelity import render_fidelity
-    from prune_gym.benchmark.leaderboard import load_results, plot_leaderboard, render, render_entries
+    from prune_gym.benchmark.leaderboard import (
+        benchmark_results_paths,
+        improvements,
+        load_results,
+        plot_leaderboard,
+        render,
+        render_entries,
+    )
 
-    results = load_results(args.folders)
-    text = render(results) + "\nPer entry: test score after recovery\n\n" + render_entries(results)
-    if args.fidelity:
-        fidelity = []
-        for path in args.fidelity:
-            try:
-                fidelity.append(json.loads(open(path).read()))
-            except (OSError, ValueError) as error:
-                raise ValueError(f"--fidelity {path}: not a readable fidelity file ({error})") from None
+    folders, skipped = benchmark_results_paths(args.folders)
+    for note in skipped:  # `prune-gym leaderboard results/*` also matches the benchmarks' --cache folder
+        print(f"prune-gym leaderboard: skipping {note}", file=sys.stderr)
+    results = load_results(folders)
+    fidelity = []
+    for path in args.fidelity:
+        try:
+            fidelity.append(json.loads(open(path).read()))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--fidelity {path}: not a readable fidelity file ({error})") from None
+    compared = improvements(results, progress=True)
+    text = render(results, compared) + "\nPer entry: test score after recovery\n\n" + render_entries(results)
+    if fidelity:
+        from prune_gym.benchmark.fidelity import render_fidelity  # imports torch: only when asked
+
         text += "\nProxy fidelity: how well each reward protocol ranks candidates as the recovered test score does\n\n"
         text += render_fidelity(fidelity)
     if args.plots:
-        for path in plot_leaderboard(results, args.plots):
+        for path in plot_leaderboard(results, args.plots, compared):
             print(path)
     if args.output:
         from prune_gym.storage import write_atomic
@@ -182,7 +200,8 @@ def fidelity(args: argparse.Namespace) -> int:
             raise ValueError(f"--option {pair!r}: expected KEY=V1,V2 (e.g. bn_recalibration=0,100)")
         options[key] = [parse_key_values([f"v={value}"])["v"] for value in values.split(",")]
     entries = args.entry or [entry.name for entry in get_suite(args.suite).entries]
-    results = [measure_fidelity(args.suite, entry, args.out, options, args.random, tuple(args.runs), args.device) for entry in entries]
+    results = [measure_fidelity(args.suite, entry, args.out, options, args.random, tuple(args.runs), args.device, progress=True)
+               for entry in entries]
     print(render_fidelity(results))
     return 0
 

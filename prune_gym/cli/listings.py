@@ -106,7 +106,7 @@ def _rows(what: str) -> list[tuple[str, ...]]:
     if what == "suites":
         from prune_gym.benchmark import get_suite, list_suites
 
-        return [(suite.name, str(len(suite.entries)), str(len(suite.seeds)), suite.description)
+        return [(suite.name, ", ".join(entry.name for entry in suite.entries), str(len(suite.seeds)), suite.description)
                 for suite in [get_suite(name) for name in list_suites()]]
     from prune_gym.pruning.importance import get_importance, list_importance_criteria
 
@@ -116,7 +116,7 @@ def _rows(what: str) -> list[tuple[str, ...]]:
 LISTINGS = tuple(HEADERS)
 
 
-CACHED_LISTINGS = {"environments": "prune_gym.envs", "models": "prune_gym.tasks.models", "datasets": "prune_gym.tasks.data",
+CACHED_LISTINGS = {"environments": "prune_gym.envs.base", "models": "prune_gym.tasks.models", "datasets": "prune_gym.tasks.data",
                    "observations": "prune_gym.observations", "criteria": "prune_gym.pruning.importance", "agents": "torch"}
 """Listings that import torch or the RL libraries, and the module whose import they wait for: kept in the cache until the
 installed code changes, and served from it only while that module is not imported yet (once it is, listing afresh is
@@ -124,15 +124,22 @@ cheap and shows what this process registered)."""
 
 
 def installed_code_fingerprint() -> str:
-    """A digest of what those listings depend on: every installed distribution's version, and the modification times of
-    the source files of prune_gym and of the packages behind ``prune_gym.*`` entry points (editable installs change
-    without a new version)."""
+    """A digest of what those listings depend on: every installed distribution (the name, version and modification time
+    of its metadata folder, read from the folder's name rather than parsed: a few milliseconds), and the modification
+    times of the source files of prune_gym and of the packages behind ``prune_gym.*`` entry points (editable installs
+    change without a new version)."""
+    import contextlib
     import hashlib
+    import os
     from importlib import metadata, util
     from pathlib import Path
 
+    parts = []
+    for folder in sys.path:  # where importlib.metadata looks, and as it does: a folder it cannot read holds nothing
+        with contextlib.suppress(OSError):
+            parts += sorted(f"{entry.name}:{entry.stat().st_mtime_ns}" for entry in os.scandir(folder or ".")
+                            if entry.name.endswith((".dist-info", ".egg-info")))
     distributions = list(metadata.distributions())
-    parts = sorted(f"{dist.metadata['Name']}=={dist.version}" for dist in distributions)
     packages = {"prune_gym"} | {ep.value.split(":")[0].split(".")[0] for dist in distributions for ep in dist.entry_points
                                 if ep.group.startswith("prune_gym.")}
     for package in sorted(packages):

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--agent", required=True, help="agent name (`prune-gym list agents`), or sb3:ALGO / tianshou:ALGO")
     benchmark.add_argument("--suite", required=True, help="suite name (`prune-gym list suites`)")
     benchmark.add_argument("--out", required=True, help="results folder (one per suite, agent and hyper-parameters)")
+    benchmark.add_argument("--entries", nargs="+", default=None, metavar="ENTRY",
+                           help="run these entries of the suite only (names as `prune-gym list suites` shows them, e.g. "
+                                "cnn5-digits/LayerRate-0.5); default: every entry")
     benchmark.add_argument("--seeds", nargs="*", default=None, metavar="SEEDS",
                            help="seeds or ranges, e.g. 0-4 or 0 3 7 (default: the suite's)")
     benchmark.add_argument("--agent-arg", action="append", default=[], metavar="KEY=VALUE", help="agent hyper-parameter")
