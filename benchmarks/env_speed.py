@@ -48,6 +48,7 @@ import torch
 import torch_pruning as tp
 from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
+from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -55,6 +56,7 @@ if SHARED_DATA.is_dir():
     os.environ.setdefault("PRUNE_GYM_DATA", str(SHARED_DATA))
 
 import prune_gym  # noqa: E402
+from prune_gym.progress import progress_bar  # noqa: E402
 from prune_gym.pruning.evaluation import MaskEvaluator  # noqa: E402
 
 BATCH = {"cpu": 100, "cuda": 1000}
@@ -80,7 +82,7 @@ def ensure_checkpoint(task_name: str, device: torch.device) -> str:
     task = prune_gym.get_task(task_name)
     if task.checkpoint_path().exists():
         return "cached checkpoint"
-    task.pretrain(device=device, epochs=1, progress=False)
+    task.pretrain(device=device, epochs=1)
     return "1-epoch checkpoint (trained now)"
 
 
@@ -138,8 +140,8 @@ def naive_episode(base, keep: list[np.ndarray], batch: int) -> float:
     return correct / len(base.evaluator.y)
 
 
-def compare(task: str, episodes: int, device: torch.device, samples: int = 1000) -> dict[str, Any]:
-    """Median seconds per episode of floor, env (both envs) and naive, and their ratios."""
+def compare(task: str, episodes: int, device: torch.device, bar: tqdm, samples: int = 1000) -> dict[str, Any]:
+    """Median seconds per episode of floor, env (both envs) and naive, and their ratios; ``bar`` advances per episode."""
     row: dict[str, Any] = {"task": task, "checkpoint": ensure_checkpoint(task, device)}
     batch = BATCH[device.type]
     for position, env_id in enumerate(prune_gym.list_environments()[:2]):  # the naive way is timed on the first (LayerRate-v0)
@@ -159,6 +161,7 @@ def compare(task: str, episodes: int, device: torch.device, samples: int = 1000)
             floors.append(timed(device, lambda: floor_forward(exported, base.evaluator.x, batch))[0])
             if position == 0:
                 naives.append(timed(device, lambda: naive_episode(base, keep, batch))[0])
+            bar.update()
         key = result_key(env_id)
         row[f"env_{key}"] = statistics.median(envs)
         row[f"env_cold_{key}"] = statistics.median(colds)
@@ -192,6 +195,7 @@ def prefix_cache_speed(task: str, device: torch.device, trials: int, samples: in
     rng = np.random.default_rng(4)
     fixed = base.network.full_mask()
     per_layer: dict[str, list[float]] = {"cached": [], "full": []}
+    bar = progress_bar(base.network.num_groups, f"{task}: prefix cache", "layer")
     for layer, group in enumerate(base.network.groups):
         masks = []
         for _ in range(trials):
@@ -209,6 +213,8 @@ def prefix_cache_speed(task: str, device: torch.device, trials: int, samples: in
         for label, values in timings.items():
             per_layer[label].append(statistics.median(values))
         fixed[layer] = masks[-1][layer]
+        bar.update()
+    bar.close()
     env.close()
     row = {"task": task, "trial_cached": statistics.mean(per_layer["cached"]), "trial_full": statistics.mean(per_layer["full"]),
            "prefix_hits": evaluators["cached"].prefix_hits, "seconds_per_layer": per_layer,
@@ -230,24 +236,31 @@ def memory_soak(device: torch.device, checkpoints: tuple[int, ...] = (100, 2000)
     env = make_env("LayerRate-v0", "lenet5-mnist", 1000, device)
     rng = np.random.default_rng(1)
     rows = []
+    bar = progress_bar(max(checkpoints), "memory soak", "episode")
     for episode in range(1, max(checkpoints) + 1):
         run_episode(env, random_actions(env, rng))
+        bar.update()
         if episode in checkpoints:
             peak, current = rss_mb()
             rows.append({"episodes": episode, "peak_rss_mb": peak, "rss_mb": current, "cache_hits": env.unwrapped.evaluator.hits})
+    bar.close()
     return rows
 
 
 def scaling(device: torch.device, episodes: int) -> list[dict[str, Any]]:
     """LayerRate episode time vs reward samples (LeNet-5/MNIST) and vs model size."""
     rows = []
-    for task, samples in [("lenet5-mnist", 250), ("lenet5-mnist", 1000), ("lenet5-mnist", 4000),
-                          ("resnet20-cifar10-subset", 1000), ("vgg16-cifar10-subset", 1000)]:
+    settings = [("lenet5-mnist", 250), ("lenet5-mnist", 1000), ("lenet5-mnist", 4000), ("resnet20-cifar10-subset", 1000),
+                ("vgg16-cifar10-subset", 1000)]
+    bar = progress_bar(len(settings), "scaling", "setting")
+    for task, samples in settings:
         env = make_env("LayerRate-v0", task, samples, device)
         rng = np.random.default_rng(2)
         run_episode(env, random_actions(env, rng))
         seconds = statistics.median(timed(device, lambda: run_episode(env, random_actions(env, rng)))[0] for _ in range(episodes))
         rows.append({"task": task, "samples": samples, "macs": env.unwrapped.network.original_macs, "episode_s": seconds})
+        bar.update()
+    bar.close()
     return rows
 
 
@@ -303,9 +316,12 @@ def main() -> None:
     if args.prefix_cache:
         prefix_cache_report(device, cpu, 2 if args.quick else 5)
         return
-    episodes = {"lenet5-mnist": 7, "resnet20-cifar10-subset": 7, "vgg16-cifar10-subset": 3}
+    episodes = {task: 2 if args.quick else n for task, n in {"lenet5-mnist": 7, "resnet20-cifar10-subset": 7,
+                                                              "vgg16-cifar10-subset": 3}.items()}
     results: dict[str, Any] = {"machine": cpu, "device": str(device), "threads": torch.get_num_threads()}
-    results["compare"] = [compare(task, 2 if args.quick else n, device) for task, n in episodes.items()]
+    bar = progress_bar(2 * sum(episodes.values()), "floor, env and naive episodes", "episode")  # two environments each
+    results["compare"] = [compare(task, n, device, bar) for task, n in episodes.items()]
+    bar.close()
     print("\nseconds per episode (median), 1000 reward samples, macs_budget 0.5; env = LayerRate-v0 / FilterSelect-v0;")
     print("cold = the episode's first run, when its layer shapes are new to the kernel library (floor and naive run warm)")
     print(f"{'task':<26}{'groups':>7}{'floor':>8}{'LayerRate':>10}{'cold':>8}{'env/floor':>10}"

@@ -42,7 +42,7 @@ from prune_gym.benchmark import get_suite  # noqa: E402
 from prune_gym.benchmark.aggregate import MANIFEST, collect  # noqa: E402
 from prune_gym.benchmark.executors import LocalExecutor  # noqa: E402
 from prune_gym.benchmark.fidelity import measure_fidelity, render_fidelity, render_headroom  # noqa: E402
-from prune_gym.benchmark.leaderboard import display_name, plot_leaderboard, render, render_entries  # noqa: E402
+from prune_gym.benchmark.leaderboard import display_name, improvements, plot_leaderboard, render, render_entries  # noqa: E402
 from prune_gym.benchmark.runner import RESULTS, machine, run_benchmark  # noqa: E402
 from prune_gym.benchmark.suites import Suite  # noqa: E402
 from prune_gym.storage import file_sha256, write_atomic  # noqa: E402
@@ -237,7 +237,7 @@ def main() -> None:
             continue
         runs = sorted((out / "ddpg").glob(f"{entry.slug}/seed-*"))
         measured = measure_fidelity(suite.name, entry.name, out / "fidelity", random_count=args.fidelity_random,
-                                    run_folders=tuple(runs), cache=out / "cache")
+                                    run_folders=tuple(runs), cache=out / "cache", progress=True)
         fidelity.append(publish(Path(args.publish), {**measured, "command": command, "machine": host}, "fidelity", entry.slug))
     if args.update_fidelity:
         text = Path(args.output).read_text() if Path(args.output).exists() else ""
@@ -255,7 +255,8 @@ def main() -> None:
         print(text)
         return
     figures = Path(args.output).parent / "leaderboard"
-    plot_leaderboard(results, figures)
+    compared = improvements(results, progress=True)
+    plot_leaderboard(results, figures, compared)
     hours = (time.perf_counter() - started) / 3600
     run_hours = sum(result["aggregates"].get("benchmark_seconds", 0.0) for result in results) / 3600
     text = "\n".join([
@@ -267,7 +268,7 @@ def main() -> None:
         "budget after the same fine-tune, 1 = the unpruned network. IQM, mean and optimality gap with stratified-bootstrap 95% "
         "confidence intervals (rliable), over the entries each agent fits (`entries`: agents that act only in LayerRate-v0 "
         "skip the FilterSelect-v0 entry; the per-entry table compares like with like).", "",
-        render(results), "",
+        render(results, compared), "",
         pending(results), "",
         rl_versus_black_box(results), "",
         "## Per entry", "",

@@ -1,7 +1,9 @@
 """The `prune-gym` command starts fast and lists what is installed; the README's agent runs as written."""
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import gymnasium as gym
 import pytest
+from run_cli import assert_one_line_error, cli
 
 import prune_gym
 from prune_gym.agent_api import check_action_space, compatible_environment
@@ -154,3 +157,51 @@ def test_the_readme_agent_runs_as_written_through_its_entry_point(tmp_path, monk
         return [record.episode_return for record in recorder.episodes]
 
     assert returns(None) == returns(3)
+
+
+def test_environments_are_listed_from_the_cache_without_torch(tmp_path):
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "PRUNE_GYM_CACHE": str(tmp_path)}
+    probe = "import sys; from prune_gym.cli import main; main(['list', 'environments']); print('torch' in sys.modules)"
+
+    def run() -> str:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=environment, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    first = run()
+    assert first.endswith("True\n") and "LayerRate-v0" in first, "the first listing imports the environments"
+    assert run() == first.replace("True\n", "False\n"), "the second is the first, served from the cache without torch"
+
+
+def test_reward_keyword_arguments_are_given_with_env_arg_as_the_help_says(tmp_path):
+    assert "reward_kwargs=" in cli("search", "--help").stdout.replace("\n", " ")
+    prune_gym.get_task("lenet5-digits").load_model()
+    common = ["search", "--agent", "uniform", "--episodes", "1", "--reward-samples", "100", "--quiet", "--reward", "budget-penalty"]
+    done = cli(*common, "--run-dir", str(tmp_path / "run"), "--env-arg", 'reward_kwargs={"penalty": 2}')
+    assert done.returncode == 0, done.stderr
+    assert RunFolder(tmp_path / "run").read_spec().env_kwargs["reward_kwargs"] == {"penalty": 2}
+    refused = cli(*common, "--run-dir", str(tmp_path / "refused"), "--env-arg", 'reward_kwargs={"penalty": -1}')
+    assert_one_line_error(refused, "penalty")
+    assert not (tmp_path / "refused").exists()
+
+
+def test_a_glob_of_results_folders_skips_what_holds_no_results_with_a_note(tmp_path):
+    results = tmp_path / "results"
+    for agent in ("random-search", "tpe"):  # two published results, as `prune-gym benchmark --out results/AGENT` leaves them
+        (results / agent).mkdir(parents=True)
+        shutil.copy(ROOT / "leaderboard" / "cpu-v0" / "results" / f"{agent}.json", results / agent / "results.json")
+    (results / "cache" / "recovered").mkdir(parents=True)  # what `--cache results/cache` leaves beside them
+    (results / "ddpg").mkdir()
+    (results / "ddpg" / "benchmark.json").write_text(json.dumps({"suite": "cpu-v0", "agent": "ddpg"}))  # still running
+    (results / "notes.txt").write_text("to do")
+    done = cli("leaderboard", *sorted(str(path) for path in results.glob("*")))  # what the shell makes of results/*
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"prune-gym leaderboard: skipping {results / 'cache'}: no results.json, not a `prune-gym benchmark --out` folder",
+        f"prune-gym leaderboard: skipping {results / 'ddpg'}: no results.json, its benchmark has not run to the end",
+        f"prune-gym leaderboard: skipping {results / 'notes.txt'}: not a results file (.json)"]
+    ranks = [line.split(" | ")[:2] for line in done.stdout.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert ranks == [["| 1", "random-search"], ["| 2", "tpe"]]
+    assert_one_line_error(cli("leaderboard", str(results / "cache")), f"{results / 'cache'} has no results.json")
+    assert_one_line_error(cli("leaderboard", str(results / "cache"), str(results / "ddpg")),
+                          "none of the 2 paths holds benchmark results")

@@ -23,6 +23,9 @@ from prune_gym.errors import RunError
 MANIFEST = "benchmark.json"
 """The file naming a benchmark folder's suite, agent and hyper-parameters."""
 
+RESULTS = "results.json"
+"""The file of a finished benchmark: every run, scored or failed, and the aggregates (what the leaderboard reads)."""
+
 BOOTSTRAP_REPS = 2000
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from prune_gym.benchmark.aggregate import probability_of_improvement
-from prune_gym.benchmark.runner import RESULTS
+from prune_gym.benchmark.aggregate import MANIFEST, RESULTS, probability_of_improvement
 from prune_gym.errors import RunError
+from prune_gym.progress import progress_bar
 
 BASELINE = "uniform"
 
@@ -92,6 +92,33 @@ def results_problem(results: Any) -> str | None:
     return None
 
 
+def benchmark_results_paths(paths: list[str | Path]) -> tuple[list[str | Path], list[str]]:
+    """Of several paths (a shell glob such as ``results/*``), those that may hold benchmark results, and a one-line note
+    on each of the others: a folder without ``results.json`` (a ``--cache`` folder, a benchmark not run to the end) or a
+    file that is not ``.json``. One path is returned as it is, for :func:`load_results` to refuse if it holds no results.
+
+    Raises:
+        RunError: none of several paths holds results.
+    """
+    if len(paths) < 2:
+        return list(paths), []
+    kept: list[str | Path] = []
+    notes = []
+    for path in paths:
+        if Path(path).is_dir() and not (Path(path) / RESULTS).exists():
+            unfinished = (Path(path) / MANIFEST).exists()
+            notes.append(f"{path}: no {RESULTS}, " + ("its benchmark has not run to the end" if unfinished else
+                                                      "not a `prune-gym benchmark --out` folder"))
+        elif Path(path).is_file() and Path(path).suffix != ".json":
+            notes.append(f"{path}: not a results file (.json)")
+        else:
+            kept.append(path)
+    if not kept:
+        raise RunError(f"none of the {len(paths)} paths holds benchmark results ({RESULTS}): give the --out folders of "
+                       "`prune-gym benchmark` run to the end, or their results.json files")
+    return kept, notes
+
+
 def load_results(folders: list[str | Path]) -> list[dict[str, Any]]:
     """The ``results.json`` of each folder (or each results file itself, e.g. a published one), all of one suite.
 
@@ -132,21 +159,46 @@ def _estimate(aggregate: dict[str, Any], key: str) -> str:
     return f"{aggregate[key]:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def render(results: list[dict[str, Any]]) -> str:
-    """The leaderboard as markdown: one row per results folder ranked by IQM, compared with the best uniform row."""
+def ranked(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The results by IQM, best first (those without aggregate scores last)."""
+    return sorted(results, key=lambda r: -r["aggregates"].get("iqm", -np.inf))
+
+
+def best_uniform(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The uniform row with the best IQM, the reference of P(better than best uniform); None without a uniform row."""
+    return next((r for r in ranked(results) if r["agent"] == BASELINE), None)
+
+
+def improvements(results: list[dict[str, Any]], progress: bool = False) -> list[dict[str, Any]]:
+    """P(better than the best uniform row) with its 95% CI, for each of ``results`` in order (``{}`` for that row itself,
+    and for every row without one): a stratified bootstrap per row, the slow part of a leaderboard (seconds to a minute
+    each), so computed once for both :func:`render` and :func:`plot_leaderboard`; with ``progress``, a progress bar."""
+    baseline = best_uniform(results)
+    if baseline is None:
+        return [{} for _ in results]
+    bar = progress_bar(len(results) - 1, "P(better than best uniform)", "row", enabled=progress and len(results) > 1)
+    compared = []
+    for result in results:
+        compared.append({} if result is baseline else probability_of_improvement(result["runs"], baseline["runs"]))
+        bar.update(result is not baseline)
+    bar.close()
+    return compared
+
+
+def render(results: list[dict[str, Any]], compared: list[dict[str, Any]] | None = None) -> str:
+    """The leaderboard as markdown: one row per results folder ranked by IQM, compared with the best uniform row
+    (``compared``: :func:`improvements` of ``results``, computed here when not given)."""
     if not results:
         raise RunError("no results to render")
-    rows = sorted(results, key=lambda r: -r["aggregates"].get("iqm", -np.inf))
-    uniform = [r for r in rows if r["agent"] == BASELINE]
-    baseline = uniform[0] if uniform else None
+    improvement_of = {id(result): value for result, value in zip(results, compared or improvements(results))}
+    rows = ranked(results)
+    baseline = best_uniform(results)
     lines = ["| rank | agent | IQM [95% CI] | mean [95% CI] | optimality gap | P(better than best uniform) [95% CI] "
              "| test score after recovery | entries | runs (failed) | evaluations / run | search time |",
              "|---:|---|---|---|---|---|---|---|---|---|---|"]
     for rank, result in enumerate(rows, start=1):
         aggregate = result["aggregates"]
-        improvement: dict[str, Any] = {}
-        if baseline is not None and result is not baseline:
-            improvement = probability_of_improvement(result["runs"], baseline["runs"])
+        improvement = improvement_of[id(result)]
         probability = (f"{improvement['probability']:.2f} [{improvement['ci'][0]:.2f}, {improvement['ci'][1]:.2f}]"
                        if "probability" in improvement else "-")
         cells = [str(rank), display_name(result), _estimate(aggregate, "iqm"), _estimate(aggregate, "mean"),
@@ -199,12 +251,13 @@ def render_entries(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_leaderboard(results: list[dict[str, Any]], folder: str | Path) -> list[Path]:
+def plot_leaderboard(results: list[dict[str, Any]], folder: str | Path, compared: list[dict[str, Any]] | None = None) -> list[Path]:
     """rliable's figures of a leaderboard, as PNG and PDF in ``folder``: interval estimates (IQM, mean, optimality
     gap), sample-efficiency curves (IQM of the normalised best-so-far reward-split score against reward
-    evaluations), and the probability of improving on the best uniform row."""
-    ranked = [r for r in sorted(results, key=lambda r: -r["aggregates"].get("iqm", -np.inf)) if "iqm" in r["aggregates"]]
-    if not ranked:
+    evaluations), and the probability of improving on the best uniform row (``compared``: :func:`improvements` of
+    ``results``, computed here when not given)."""
+    plotted = [r for r in ranked(results) if "iqm" in r["aggregates"]]
+    if not plotted:
         raise RunError("no results folder has aggregate scores to plot (no seed finished every entry): "
                        "run the benchmarks to the end, or leave out --plots")
     import matplotlib
@@ -216,10 +269,10 @@ def plot_leaderboard(results: list[dict[str, Any]], folder: str | Path) -> list[
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    names = [display_name(r) for r in ranked]
-    estimates = {name: np.array([r["aggregates"][k] for k in ("iqm", "mean", "optimality_gap")]) for name, r in zip(names, ranked)}
+    names = [display_name(r) for r in plotted]
+    estimates = {name: np.array([r["aggregates"][k] for k in ("iqm", "mean", "optimality_gap")]) for name, r in zip(names, plotted)}
     intervals = {name: np.array([r["aggregates"][f"{k}_ci"] for k in ("iqm", "mean", "optimality_gap")]).T
-                 for name, r in zip(names, ranked)}
+                 for name, r in zip(names, plotted)}
     written = []
 
     def save(figure: Any, stem: str) -> None:
@@ -233,9 +286,9 @@ def plot_leaderboard(results: list[dict[str, Any]], folder: str | Path) -> list[
                                                    row_height=0.45, xlabel_y_coordinate=-0.15 - 0.6 / len(names))
     save(figure, "interval_estimates")
     figure, axis = plt.subplots(figsize=(7, 5))
-    length = min(len(r["aggregates"]["sample_efficiency_iqm"]) for r in ranked)
-    curves = {name: np.array(r["aggregates"]["sample_efficiency_iqm"][:length]) for name, r in zip(names, ranked)}
-    curve_intervals = {name: np.array(r["aggregates"]["sample_efficiency_ci"])[:, :length] for name, r in zip(names, ranked)}
+    length = min(len(r["aggregates"]["sample_efficiency_iqm"]) for r in plotted)
+    curves = {name: np.array(r["aggregates"]["sample_efficiency_iqm"][:length]) for name, r in zip(names, plotted)}
+    curve_intervals = {name: np.array(r["aggregates"]["sample_efficiency_ci"])[:, :length] for name, r in zip(names, plotted)}
     colours = dict(zip(names, sns.color_palette("colorblind", len(names))))
     plot_utils.plot_sample_efficiency_curve(np.arange(1, length + 1), curves, curve_intervals, algorithms=names, colors=colours, ax=axis,
                                             xlabel="reward evaluations (episodes)", ylabel="IQM normalised best-so-far (reward split)",
@@ -243,10 +296,10 @@ def plot_leaderboard(results: list[dict[str, Any]], folder: str | Path) -> list[
     axis.legend(handles=[plt.Line2D([], [], color=colours[name], label=name) for name in names], loc="center left",
                 bbox_to_anchor=(1.02, 0.5), frameon=False)
     save(figure, "sample_efficiency")
-    uniform = [r for r in ranked if r["agent"] == BASELINE]
-    if uniform:
-        pairs = {f"{display_name(r)},{display_name(uniform[0])}": probability_of_improvement(r["runs"], uniform[0]["runs"])
-                 for r in ranked if r is not uniform[0]}
+    baseline = best_uniform(results)
+    if baseline is not None and "iqm" in baseline["aggregates"]:
+        improvement_of = {id(result): value for result, value in zip(results, compared or improvements(results))}
+        pairs = {f"{display_name(r)},{display_name(baseline)}": improvement_of[id(r)] for r in plotted if r is not baseline}
         pairs = {pair: value for pair, value in pairs.items() if "probability" in value}
         if pairs:
             figure = plot_utils.plot_probability_of_improvement(

@@ -91,7 +91,7 @@ def machine() -> dict[str, Any]:
     torch's CPU capability, device, the versions of :data:`MEASURING_PACKAGES`, Python and the date."""
     flags = (_cpuinfo("flags") or "").split()
     simd = sorted(flag for flag in flags if flag.startswith(("avx", "sse", "fma", "amx", "neon", "asimd")))
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in MEASURING_PACKAGES:
         try:
             versions[package] = importlib.metadata.version(package)
