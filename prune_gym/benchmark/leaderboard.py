@@ -185,6 +185,16 @@ def improvements(results: list[dict[str, Any]], progress: bool = False) -> list[
     return compared
 
 
+def suite_seed_count(results: list[dict[str, Any]]) -> int:
+    """How many seeds a full row has: the suite's, when it is registered here, else the most any row has."""
+    from prune_gym.benchmark.suites import get_suite, list_suites
+
+    suite = results[0]["suite"]
+    if suite in list_suites():
+        return len(get_suite(suite).seeds)
+    return max(len({run["seed"] for run in result["runs"]}) for result in results)
+
+
 def render(results: list[dict[str, Any]], compared: list[dict[str, Any]] | None = None) -> str:
     """The leaderboard as markdown: one row per results folder ranked by IQM, compared with the best uniform row
     (``compared``: :func:`improvements` of ``results``, computed here when not given)."""
@@ -193,6 +203,8 @@ def render(results: list[dict[str, Any]], compared: list[dict[str, Any]] | None 
     improvement_of = {id(result): value for result, value in zip(results, compared or improvements(results))}
     rows = ranked(results)
     baseline = best_uniform(results)
+    full = suite_seed_count(results)
+    short = []
     lines = ["| rank | agent | IQM [95% CI] | mean [95% CI] | optimality gap | P(better than best uniform) [95% CI] "
              "| test score after recovery | entries | runs (failed) | evaluations / run | search time |",
              "|---:|---|---|---|---|---|---|---|---|---|---|"]
@@ -201,7 +213,10 @@ def render(results: list[dict[str, Any]], compared: list[dict[str, Any]] | None 
         improvement = improvement_of[id(result)]
         probability = (f"{improvement['probability']:.2f} [{improvement['ci'][0]:.2f}, {improvement['ci'][1]:.2f}]"
                        if "probability" in improvement else "-")
-        cells = [str(rank), display_name(result), _estimate(aggregate, "iqm"), _estimate(aggregate, "mean"),
+        seeds = len({run["seed"] for run in result["runs"]})
+        if seeds < full:
+            short.append(f"{display_name(result)} ({seeds})")
+        cells = [str(rank), display_name(result) + (" †" if seeds < full else ""), _estimate(aggregate, "iqm"), _estimate(aggregate, "mean"),
                  f"{aggregate['optimality_gap']:.3f}" if "optimality_gap" in aggregate else "-", probability,
                  f"{aggregate['mean_test_score']:.4f}" if "mean_test_score" in aggregate else "-",
                  str(len(aggregate.get("entries", []))), f"{len(result['runs'])} ({len(result['failed'])})",
@@ -215,6 +230,8 @@ def render(results: list[dict[str, Any]], compared: list[dict[str, Any]] | None 
               "1 = the unpruned network, both after the suite's recovery fine-tune, on the test split."]
     if baseline is not None:
         lines.append(f"The best uniform row, `{display_name(baseline)}`, is the reference of P(better than best uniform).")
+    if short:
+        lines.append(f"† fewer seeds than the suite's {full}, so a wider interval: {', '.join(short)}.")
     lines.append(f"Measured on {'; '.join(machines)} ({', '.join(dates)}).")
     return "\n".join(lines) + "\n"
 
