@@ -241,3 +241,26 @@ def test_training_options_given_at_registration_are_checked_through_the_cli(tmp_
     (tmp_path / "user_epochs.py").write_text("import prune_gym\n"
                                              "TASK = prune_gym.register_task('user-epochs', 'lenet5', 'digits', epochs=-1)\n")
     assert_one_line_error(cli("pretrain", "user_epochs:TASK", "--quiet"), "'user-epochs'", "invalid epochs=-1")
+
+
+def test_two_processes_wanting_the_same_model_pretrain_it_once(tmp_path):
+    """Two searches started at once on an empty cache: one trains, the other waits for its checkpoint (a race would
+    leave a checkpoint and a SHA-256 record of two different trainings, a 'corrupted' checkpoint ever after)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import prune_gym; from prune_gym.tasks.training import recorded_sha256; from prune_gym.storage import file_sha256\n"
+            "task = prune_gym.get_task('lenet5-digits'); pretrain = type(task).pretrain\n"
+            "type(task).pretrain = lambda *args, **kwargs: (print('trained'), pretrain(*args, **kwargs))[1]\n"
+            "task.load_model(progress=False)\n"
+            "print(file_sha256(task.checkpoint_path()) == recorded_sha256(task.checkpoint_path()))")
+    environment = {**os.environ, "PRUNE_GYM_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen([sys.executable, "-c", code], env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert all(worker.returncode == 0 for worker in workers), [err[-2000:] for _, err in outputs]
+    assert all(out.split()[-1] == "True" for out, _ in outputs), outputs
+    assert sum(out.split().count("trained") for out, _ in outputs) == 1, outputs
+    assert sorted(path.name for path in (tmp_path / "cache" / "checkpoints").iterdir() if not path.name.endswith(".lock")) \
+        == ["lenet5-digits.pt", "lenet5-digits.pt.sha256"]

@@ -149,7 +149,12 @@ class Task:
             if not (retrain or pretrain or (pretrain is None and self.auto_pretrain)):
                 raise CheckpointMissingError(f"task {self.name!r} has no trained checkpoint at {path}; "
                                              f"run `prune-gym pretrain {self.name}` first")
-            self.pretrain(device, progress=progress)
+            from filelock import FileLock
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(f"{path}.lock"):  # two processes wanting the same model train it once; the other waits
+                if retrain or not path.exists():
+                    self.pretrain(device, progress=progress)
         _check_fit_once(self)
         model = self.build_model()
         load_checkpoint(path, model, self.name)
