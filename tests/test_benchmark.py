@@ -281,3 +281,13 @@ def test_the_leaderboard_script_publishes_what_it_renders_and_pins_its_checkpoin
     refused = leaderboard("--agents", "uniform-criterion-l1", "--output", str(tmp_path / "refused.md"), cache=other_cache)
     assert refused.returncode == 1 and "is not the leaderboard's" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "refused.md").exists()
+
+
+def test_the_vectorised_curve_iqm_is_rliables_iqm_at_every_evaluation():
+    from rliable import metrics
+
+    from prune_gym.benchmark.aggregate import iqm_per_evaluation
+
+    curves = np.random.default_rng(0).normal(size=(5, 3, 40))
+    expected = [metrics.aggregate_iqm(curves[..., t]) for t in range(40)]
+    assert iqm_per_evaluation(curves) == pytest.approx(expected, abs=1e-12)

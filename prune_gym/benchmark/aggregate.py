@@ -58,6 +58,14 @@ def score_matrix(runs: list[dict[str, Any]], key: str = "normalised") -> tuple[n
     return np.array([[by_seed[seed][entry] for entry in entries] for seed in seeds]), entries, seeds
 
 
+def iqm_per_evaluation(curves: np.ndarray) -> np.ndarray:
+    """rliable's IQM (``metrics.aggregate_iqm``: scipy's 25% trimmed mean of every score) at each evaluation of
+    (seeds x entries x evaluations) curves, in one vectorised call instead of one per evaluation."""
+    from scipy import stats
+
+    return stats.trim_mean(curves.reshape(-1, curves.shape[-1]), proportiontocut=0.25, axis=0)
+
+
 def aggregates(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """IQM, mean and optimality gap of the normalised scores with stratified-bootstrap 95% CIs, and plain summaries."""
     from rliable import metrics
@@ -73,8 +81,7 @@ def aggregates(runs: list[dict[str, Any]]) -> dict[str, Any]:
     length = min(len(run["normalised_proxy_curve"]) for run in runs)  # entries may differ in episodes: the common part
     curves = np.array([[run["normalised_proxy_curve"][:length] for run in sorted(runs, key=lambda r: (r["seed"], r["entry"]))
                         if run["seed"] == seed] for seed in seeds])  # seeds x entries x evaluations
-    curve_points, curve_intervals = _interval({"agent": curves}, lambda s: np.array([metrics.aggregate_iqm(s[..., t])
-                                                                                       for t in range(s.shape[-1])]))
+    curve_points, curve_intervals = _interval({"agent": curves}, iqm_per_evaluation)
     return {
         "entries": entries, "seeds": seeds,
         "iqm": float(points["agent"][0]), "iqm_ci": intervals["agent"][:, 0].tolist(),
