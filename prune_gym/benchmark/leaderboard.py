@@ -216,7 +216,8 @@ def render(results: list[dict[str, Any]], compared: list[dict[str, Any]] | None 
         seeds = len({run["seed"] for run in result["runs"]})
         if seeds < full:
             short.append(f"{display_name(result)} ({seeds})")
-        cells = [str(rank), display_name(result) + (" †" if seeds < full else ""), _estimate(aggregate, "iqm"), _estimate(aggregate, "mean"),
+        name = display_name(result) + (" †" if seeds < full else "")
+        cells = [str(rank), name, _estimate(aggregate, "iqm"), _estimate(aggregate, "mean"),
                  f"{aggregate['optimality_gap']:.3f}" if "optimality_gap" in aggregate else "-", probability,
                  f"{aggregate['mean_test_score']:.4f}" if "mean_test_score" in aggregate else "-",
                  str(len(aggregate.get("entries", []))), f"{len(result['runs'])} ({len(result['failed'])})",
