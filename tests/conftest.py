@@ -26,6 +26,11 @@ for variable, folder in [("PRUNE_GYM_CACHE", "cache"), ("MPLCONFIGDIR", "matplot
     os.environ.setdefault(variable, str(_SESSION_DIR / folder))
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one torch thread per worker (and its subprocesses) per core
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
 
 
 DATA_FIXTURES = ("resnet20_subset_checkpoint", "fcn_scenes_checkpoint", "images")  # images: test_pruning's real images

@@ -47,6 +47,18 @@ def _conv_bn(in_channels: int, out_channels: int, kernel: int = 3, stride: int =
             nn.BatchNorm2d(out_channels)]
 
 
+def _plain_features(layout: tuple[int | str, ...], in_channels: int, width: float = 1.0) -> tuple[nn.Sequential, int]:
+    """3x3 conv-BN-ReLU layers of ``layout``'s widths (times ``width``), "M" a 2x2 max-pooling; and the last width."""
+    layers: list[nn.Module] = []
+    for channels in layout:
+        if isinstance(channels, str):  # "M": max-pooling
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [*_conv_bn(in_channels, int(channels * width)), nn.ReLU()]
+            in_channels = int(channels * width)
+    return nn.Sequential(*layers), in_channels
+
+
 def _init_weights(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
@@ -83,15 +95,8 @@ class CNN5(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        for channels in _CNN5_LAYOUT:
-            if isinstance(channels, str):  # "M": max-pooling
-                layers.append(nn.MaxPool2d(2))
-            else:
-                layers += [*_conv_bn(in_channels, channels), nn.ReLU()]
-                in_channels = channels
-        self.features = nn.Sequential(*layers)
-        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, num_classes))
+        self.features, channels = _plain_features(_CNN5_LAYOUT, in_channels)
+        self.classifier = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, num_classes))
         _init_weights(self)
 
     def forward(self, x):
@@ -104,17 +109,10 @@ class VGG16(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        for channels in _VGG16_LAYOUT:
-            if isinstance(channels, str):  # "M": max-pooling
-                layers.append(nn.MaxPool2d(2))
-            else:
-                layers += [*_conv_bn(in_channels, int(channels * width)), nn.ReLU()]
-                in_channels = int(channels * width)
-        self.features = nn.Sequential(*layers)
+        self.features, channels = _plain_features(_VGG16_LAYOUT, in_channels, width)
         hidden = int(512 * width)
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(in_channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
+            nn.Flatten(), nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, num_classes),
         )
         _init_weights(self)
 
