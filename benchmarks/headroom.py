@@ -83,7 +83,7 @@ def _search_runs(candidate: Candidate, out: Path, evaluations: int, seeds: list[
     for seed in seeds:
         spec = candidate.entry.run_spec(candidate.search_agent, candidate.search_kwargs, seed=seed)
         spec = spec.replace(episodes=evaluations, max_evaluations=evaluations)
-        folder = out / candidate.name / f"search-{candidate.search_agent}-s{seed}"
+        folder = out / "search" / candidate.entry.slug / f"{candidate.search_agent}-s{seed}"  # shared by recovery protocols
         run_search(spec, run_dir=folder, progress=False)  # resumes a killed run, returns a finished one untouched
         folders.append(folder)
     return folders
