@@ -3,7 +3,9 @@
 Markers are HTML comments on the lines right before a fenced block (GitHub does not show them):
 
 * ``<!-- test: given NAME, ... -->``: the block uses placeholders this file fills: ``GIVEN_PYTHON`` code runs
-  before a python block, ``GIVEN_SHELL`` values replace those words in a bash block's commands.
+  before a python block, ``GIVEN_SHELL`` values replace those words in a bash block's commands, and a
+  ``GIVEN_FILES`` name (``my_agent.py``) is a file written into the bash block's folder, before its commands run,
+  from the README block that defines it.
 * ``<!-- long-running: WHY -->``: no command of the bash block runs here; ``<!-- long-running "PREFIX" ...: WHY -->``:
   the commands starting with one of the prefixes do not.
 * ``<!-- tested-by: tests/FILE.py::TEST -->``: that test runs the bash block's commands.
@@ -121,6 +123,9 @@ GIVEN_SHELL: dict[str, Callable[[Path], str]] = {
 }
 """The value of each shell placeholder, from the block's working folder (at the command that uses it)."""
 
+GIVEN_FILES = {"my_agent.py": "class HillClimbAgent", "cma-es.yml": "# cma-es.yml\n"}
+"""Files a bash block's commands read, and the text that only the README block holding the file's content contains."""
+
 
 @dataclass
 class Block:
@@ -153,7 +158,7 @@ def _parse(text: str) -> list[Block]:
         block = Block(match[2], match[3], text[:match.start(2)].count("\n") + 1)
         for comment in re.findall(r"<!--(.*?)-->", match[1]):
             block.markers += 1
-            if given := re.fullmatch(r" test: given ([\w, ]+) ", comment):
+            if given := re.fullmatch(r" test: given ([\w.\-, ]+) ", comment):
                 block.given += [name.strip() for name in given[1].split(",")]
             elif long := re.fullmatch(r' long-running((?: "[^"]+")*): \S.* ', comment):
                 block.long_running += re.findall(r'"([^"]+)"', long[1]) or [""]
@@ -168,6 +173,12 @@ def _parse(text: str) -> list[Block]:
 BLOCKS = _parse(README.read_text())
 PYTHON = [block for block in BLOCKS if block.language == "python"]
 BASH = [block for block in BLOCKS if block.language == "bash" and block.runnable()]
+
+
+def _readme_file(name: str) -> str:
+    """The content of ``GIVEN_FILES[name]``: the one README block holding its text."""
+    (code,) = [block.code for block in BLOCKS if GIVEN_FILES[name] in block.code]
+    return code
 
 
 def _line(block: Block) -> str:
@@ -198,8 +209,10 @@ def test_every_bash_command_is_run_here_or_marked():
     for block in BLOCKS:
         where = _line(block)
         for name in block.given:
-            assert name in (GIVEN_PYTHON if block.language == "python" else GIVEN_SHELL), \
+            assert name in (GIVEN_PYTHON if block.language == "python" else {**GIVEN_SHELL, **GIVEN_FILES}), \
                 f"{where}: no value for placeholder {name!r}: add it to tests/test_readme.py"
+            if name in GIVEN_FILES and block.language == "bash":
+                assert sum(GIVEN_FILES[name] in other.code for other in BLOCKS) == 1, f"{where}: not exactly one README block holds {name}"
             assert re.search(rf"\b{re.escape(name)}\b", block.code), f"{where}: placeholder {name!r} is not in the block"
         if block.language != "bash":
             assert not block.long_running and not block.tested_by, f"{where}: only bash blocks are marked long-running or tested-by"
@@ -233,9 +246,12 @@ def test_bash_commands_run(block, tmp_path, monkeypatch, capsys):
     from prune_gym.cli import main
 
     monkeypatch.chdir(tmp_path)
+    for name in set(block.given) & set(GIVEN_FILES):
+        (tmp_path / name).write_text(_readme_file(name))
     for command in block.runnable():
         for arguments in _expand(command):
-            arguments = [GIVEN_SHELL[token](tmp_path) if token in block.given else token for token in arguments]
+            arguments = [GIVEN_SHELL[token](tmp_path) if token in block.given and token in GIVEN_SHELL else token
+                         for token in arguments]
             if arguments[1:2] == ["search"] and "--resume" not in arguments:
                 arguments += FAST_SEARCH
             shown = f"{_line(block)}: {shlex.join(arguments)}"
