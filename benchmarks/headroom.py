@@ -188,7 +188,7 @@ def main() -> None:
         if path.exists():
             print(f"{candidate.name}: measured already ({path})")
             continue
-        result = measure(candidate, args.out / "runs", args.evaluations, args.seeds, args.random, args.top)
+        result = measure(candidate, args.out / "work", args.evaluations, args.seeds, args.random, args.top)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(result, indent=2))
         print(f"{candidate.name}: headroom {result['headroom']:+.4f} = {result['headroom_in_noise_units']:+.1f} noise units "

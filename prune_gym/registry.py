@@ -39,6 +39,13 @@ def code_file(name: str) -> str | None:
     return path if colon and path.endswith(".py") else None
 
 
+def folder_name_part(name: str) -> str:
+    """A task or agent name as part of a folder or run name: ``sb3:PPO`` as ``sb3-PPO``, ``path/to/file.py:Class`` as
+    ``file-Class``."""
+    path = code_file(name)
+    return (f"{Path(path).stem}:{name.rpartition(':')[2]}" if path is not None else name).replace(":", "-")
+
+
 def absolute_code_name(name: str) -> str:
     """``name`` with the file of a ``path/to/file.py:attribute`` made absolute (what a run folder stores, so that a resume
     from another working directory finds the same file); any other name unchanged."""

@@ -37,7 +37,7 @@ from prune_gym.envs.base import PruningEnv
 from prune_gym.errors import RunError
 from prune_gym.plots import plot_run
 from prune_gym.progress import progress_bar
-from prune_gym.registry import absolute_code_name, code_file
+from prune_gym.registry import absolute_code_name, folder_name_part
 from prune_gym.rewards import get_reward
 from prune_gym.runs import (
     CODE_KEYWORDS,
@@ -120,15 +120,9 @@ def check_spec(spec: RunSpec) -> None:
         env.close()
 
 
-def _in_folder_name(name: str) -> str:
-    """A task or agent name as part of a folder name: ``sb3:PPO`` as ``sb3-PPO``, ``path/to/file.py:Class`` as ``file-Class``."""
-    path = code_file(name)
-    return (f"{Path(path).stem}:{name.rpartition(':')[2]}" if path is not None else name).replace(":", "-")
-
-
 def default_run_dir(spec: RunSpec) -> Path:
     """``runs/<task>-<env>-<agent>-s<seed>-<time>``."""
-    return Path("runs") / (f"{_in_folder_name(spec.task)}-{spec.env.split('-')[0]}-{_in_folder_name(spec.agent)}"
+    return Path("runs") / (f"{folder_name_part(spec.task)}-{spec.env.split('-')[0]}-{folder_name_part(spec.agent)}"
                            f"-s{spec.seed}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from prune_gym.errors import RunError
+from prune_gym.registry import folder_name_part
 from prune_gym.runs import EpisodeRecord, RunSpec
 
 RUN_ID_FILE = "wandb_run_id.txt"
@@ -65,9 +66,7 @@ _UNPRUNED = ("score_before", "original_macs", "original_params")
 
 def run_name(config: RunSpec) -> str:
     """The run's name in wandb and TensorBoard: ``<agent>-s<seed>``, the agent as in run folder names (``sb3-PPO-s0``)."""
-    from prune_gym.search import _in_folder_name
-
-    return f"{_in_folder_name(config.agent)}-s{config.seed}"
+    return f"{folder_name_part(config.agent)}-s{config.seed}"
 
 
 def default_group(config: RunSpec) -> str:

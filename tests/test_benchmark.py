@@ -144,16 +144,17 @@ def test_a_third_party_agent_runs_through_the_same_commands_and_failures_are_rec
     info = tmp_path / "site" / "fragile_pruner-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fragile-pruner\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[prune_gym.agents]\nhalf = fragile_pruner:HalfAgent\n")
+    (info / "entry_points.txt").write_text("[prune_gym.agents]\nfragile-half = fragile_pruner:HalfAgent\n")
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     out = tmp_path / "half"
-    assert main(["benchmark", "--agent", "half", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 2
+    # its own name: test_agents.py installs another "half", which a worker running both may have discovered first
+    assert main(["benchmark", "--agent", "fragile-half", "--suite", "test-tiny-v0", "--out", str(out), "--quiet"]) == 2
     assert "failed: lenet5-digits/LayerRate-0.5 seed 1: RuntimeError: diverged on seed 1" in capsys.readouterr().err
     results = json.loads((out / "results.json").read_text())
     assert [run["seed"] for run in results["runs"]] == [0] and results["failed"][0]["seed"] == 1
     assert main(["leaderboard", str(out)]) == 0
     shown = capsys.readouterr().out
-    assert "| half † | " in shown and "† fewer seeds than the suite's 2, so a wider interval: half (1)." in shown
+    assert "| fragile-half † | " in shown and "† fewer seeds than the suite's 2, so a wider interval: fragile-half (1)." in shown
     sys.modules.pop("fragile_pruner", None)
 
 

@@ -67,9 +67,9 @@ class RateBudget:
     def check_reachable(self) -> None:
         """Raise ValueError when pruning every group by ``max_rate`` still misses the budget."""
         if not self.meets_budget(self.min_keep):
-            raise ValueError(f"macs_budget={self.macs_budget}, params_budget={self.params_budget} cannot be met with every "
-                             f"group pruned by at most max_rate={self.max_rate}: raise the budget or max_rate "
-                             "(--env-arg max_rate=0.9)")
+            params = f", params_budget={self.params_budget}" if self.params_budget < 1 else ""
+            raise ValueError(f"macs_budget={self.macs_budget}{params} cannot be met with every group pruned by at most "
+                             f"max_rate={self.max_rate}: raise the budget or max_rate (--env-arg max_rate=0.9)")
 
     def project(self, rates: np.ndarray) -> np.ndarray:
         """The feasible rate vector closest to ``rates`` along a common shrink of the kept fractions.
