@@ -362,3 +362,16 @@ def test_recovery_restores_the_pruned_network_and_everything_follows_the_tuned_w
         env.recover(keep, steps=0)
     with pytest.raises(ValueError, match="at least one channel"):
         env.recover([np.zeros_like(m) for m in keep])
+
+
+def test_filled_uniform_pruning_uses_the_whole_budget():
+    """One common rate undershoots the budget; the filled uniform counts give channels back, most-pruned group first,
+    until no single channel more fits."""
+    env = gym.make("LayerRate-v0", task="cnn5-digits", macs_budget=0.5, reward_samples=100).unwrapped
+    budget, original = env.rate_budget(), env.network.original_macs
+    uniform = budget.kept_counts(budget.uniform_rates())
+    filled = budget.filled_uniform_counts()
+    macs = [env.network.macs_params(budget.keep_masks(counts))[0] / original for counts in (uniform, filled)]
+    assert macs[0] < 0.49 < macs[1] <= 0.5 and np.all(filled >= uniform)
+    for group in np.flatnonzero(filled < budget.channels):
+        assert not budget.meets_budget(filled + np.eye(len(filled), dtype=int)[group])

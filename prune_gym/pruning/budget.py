@@ -59,6 +59,25 @@ class RateBudget:
         groups = len(self.channels)
         return np.full(groups, bisect(lambda rate: self.meets_budget(self.kept_counts(np.full(groups, rate))), 0.0, 1.0))
 
+    def filled_uniform_counts(self) -> np.ndarray:
+        """Uniform pruning that uses the whole budget: the channel counts of :meth:`uniform_rates`, then one channel at a
+        time given back to the group keeping the smallest fraction, while the budget is still met.
+
+        One common rate undershoots (every group rounds down at once: uniform FPGM keeps 0.174 of the MACs at a 0.2
+        budget on resnet20-slim); the kept fractions stay as equal as whole channels allow.
+        """
+        counts = self.kept_counts(self.uniform_rates())
+        open_groups = set(np.flatnonzero(counts < self.channels))
+        while open_groups:
+            group = min(open_groups, key=lambda g: (counts[g] / self.channels[g], g))
+            counts[group] += 1
+            if not self.meets_budget(counts):
+                counts[group] -= 1
+                open_groups.discard(group)
+            elif counts[group] == self.channels[group]:
+                open_groups.discard(group)
+        return counts
+
     def is_feasible(self, rates: np.ndarray) -> bool:
         """Whether ``rates`` meets the budget with every group at or above its ``max_rate`` floor."""
         counts = self.kept_counts(rates)
