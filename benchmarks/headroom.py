@@ -63,17 +63,22 @@ def _entry(task: str, macs: float, params: float = 1.0, **env_kwargs: Any) -> En
     return Entry(task, "LayerRate-v0", macs, episodes=100, env_kwargs={**PROXY, **env_kwargs}, params_budget=params)
 
 
+PLAIN = "plain20-slim-fashion-mnist"
+ONE_SHOT = Recovery(steps=0, seeds=(0,))  # BatchNorm recalibration only: deterministic, one seed is all there is
+
 CANDIDATES = [
     Candidate("cnn5-digits-0.5", Entry("cnn5-digits", "LayerRate-v0", 0.5, 40, {"reward_samples": 300, "bn_recalibration": 100}),
               Recovery(steps=20, seeds=(0, 1)), "quick-v1's entry: 360 test images"),
+    *[Candidate(f"{FASHION}-{macs:g}-r0", _entry(FASHION, macs), ONE_SHOT, "one-shot track") for macs in (0.2, 0.3, 0.5)],
+    Candidate(f"{FASHION}-params0.3-r0", _entry(FASHION, 1.0, params=0.3), ONE_SHOT, "one-shot, parameter budget"),
+    *[Candidate(f"{PLAIN}-{macs:g}-r0", _entry(PLAIN, macs), ONE_SHOT, "one-shot, plain (VGG-style) network")
+      for macs in (0.3, 0.5)],
     *[Candidate(f"{FASHION}-{macs:g}-r100", _entry(FASHION, macs), Recovery(steps=100, seeds=(0, 1)), "residual, cpu-v0 recovery")
       for macs in (0.1, 0.2, 0.3)],
-    Candidate(f"{FASHION}-0.2-r0", _entry(FASHION, 0.2), Recovery(steps=0, seeds=(0,)), "one-shot track"),
     Candidate(f"{FASHION}-0.2-r500", _entry(FASHION, 0.2), Recovery(steps=500, seeds=(0, 1)), "long recovery"),
     Candidate(f"{FASHION}-params0.3-r100", _entry(FASHION, 1.0, params=0.3), Recovery(steps=100, seeds=(0, 1)),
               "parameter budget (AMC's model-size mode)"),
-    Candidate("plain20-slim-fashion-mnist-0.2-r100", _entry("plain20-slim-fashion-mnist", 0.2), Recovery(steps=100, seeds=(0, 1)),
-              "plain (VGG-style) network"),
+    Candidate(f"{PLAIN}-0.2-r100", _entry(PLAIN, 0.2), Recovery(steps=100, seeds=(0, 1)), "plain (VGG-style) network"),
 ]
 """The candidate entries, cheapest first."""
 
@@ -128,7 +133,7 @@ def measure(candidate: Candidate, out: Path, evaluations: int, seeds: list[int],
     bar.close()
     test_samples = len(scorer.splits.test_y)
     by_origin = {row["origin"]: row for row in rows}
-    uniform = max((row for row in rows if row["origin"].startswith("uniform ")), key=lambda row: row["test_score"])
+    uniform = max((row for row in rows if row["origin"].startswith("uniform")), key=lambda row: row["test_score"])
     widths = [group.num_channels for group in env.network.groups]
     picks = [by_origin[_pick(folder, widths)] for folder in folders]
     pick_score = float(np.mean([row["test_score"] for row in picks]))
@@ -150,6 +155,12 @@ def measure(candidate: Candidate, out: Path, evaluations: int, seeds: list[int],
     }
 
 
+def _criterion(origin: str) -> str:
+    """``uniform-filled fpgm`` -> ``fpgm, filled``; ``uniform l1`` -> ``l1``."""
+    kind, criterion = origin.split()
+    return f"{criterion}, filled" if kind.endswith("filled") else criterion
+
+
 def render(out: Path) -> str:
     """The markdown table of every measured candidate in ``out``."""
     lines = ["| candidate | notes | unpruned | best uniform (criterion) | search's pick (mean of seeds) | headroom "
@@ -159,7 +170,7 @@ def render(out: Path) -> str:
         r = json.loads(path.read_text())
         tau = r["rank_agreement"]["top_quarter_kendall_tau"]
         lines.append(f"| {r['name']} | {r['notes']} | {r['unpruned_test_score']:.4f} "
-                     f"| {r['best_uniform']['test_score']:.4f} ({r['best_uniform']['origin'].split()[-1]}) "
+                     f"| {r['best_uniform']['test_score']:.4f} ({_criterion(r['best_uniform']['origin'])}) "
                      f"| {r['search_pick_score']:.4f} | {r['headroom']:+.4f} | {r['noise_unit']:.4f} "
                      f"| {r['headroom_in_noise_units']:+.1f} | {tau['value']:.2f} [{tau['ci'][0]:.2f}, {tau['ci'][1]:.2f}] "
                      f"| {r['measured']} |")

@@ -53,7 +53,7 @@ def uniform_keep(task: str, macs_budget: float, criterion: str = "l1", device: s
                                                               "device": device})
     env = spec.make_env().unwrapped
     budget = env.rate_budget()
-    return budget.keep_masks(budget.kept_counts(budget.uniform_rates()))
+    return budget.keep_masks(budget.uniform_counts())
 
 
 def search(agent: str, env_id: str, task: str, seed: int, episodes: int, agent_kwargs: dict[str, Any] | None = None,

@@ -292,3 +292,47 @@ def test_the_vectorised_curve_iqm_is_rliables_iqm_at_every_evaluation():
     curves = np.random.default_rng(0).normal(size=(5, 3, 40))
     expected = [metrics.aggregate_iqm(curves[..., t]) for t in range(40)]
     assert iqm_per_evaluation(curves) == pytest.approx(expected, abs=1e-12)
+
+
+def _synthetic_runs(run_correct: np.ndarray, uniform_correct: np.ndarray, unpruned_correct: np.ndarray, seeds: int = 5):
+    """Runs of a deterministic agent (every seed the same network) on one entry, with per-image records."""
+    from prune_gym.benchmark.scoring import pack_correctness
+
+    references = {"test_samples": len(unpruned_correct), "unpruned_test_correct": pack_correctness(unpruned_correct),
+                  "uniform_test_correct": [pack_correctness(uniform_correct)]}
+    gap = unpruned_correct.mean() - uniform_correct.mean()
+    normalised = (run_correct.mean() - uniform_correct.mean()) / gap
+    return [{"entry": "e", "seed": seed, "normalised": normalised, "test_score": run_correct.mean(), "evaluations": 1,
+             "search_seconds": 1.0, "normalised_proxy_curve": [normalised], "budget_met": True,
+             "test_correct": [pack_correctness(run_correct)], "references": references} for seed in range(seeds)]
+
+
+def test_a_deterministic_agent_gets_the_test_sets_sampling_error_not_a_zero_width_interval():
+    """Five seeds of one network: rliable's seed bootstrap alone gives [x, x]; the per-image bootstrap gives the
+    binomial interval of an accuracy on 10,000 images (uniform pruning all wrong, unpruned all right: normalised =
+    accuracy)."""
+    rng = np.random.default_rng(1)
+    samples, accuracy = 10_000, 0.7
+    runs = _synthetic_runs(rng.random(samples) < accuracy, np.zeros(samples, bool), np.ones(samples, bool))
+    result = aggregates(runs)
+    score = runs[0]["normalised"]
+    assert result["interval_noise"] == "test images, recovery seeds, seeds"
+    low, high = result["iqm_ci"]
+    half_width = 1.96 * np.sqrt(score * (1 - score) / samples)
+    assert result["iqm"] == pytest.approx(score)
+    assert (high - low) / 2 == pytest.approx(half_width, rel=0.15) and low < score < high
+    seeds_only = aggregates([{key: value for key, value in run.items() if key != "test_correct"} for run in runs])
+    assert seeds_only["interval_noise"] == "seeds" and seeds_only["iqm_ci"] == [score, score]
+
+
+def test_the_per_image_bootstrap_pairs_a_run_with_its_reference():
+    """A network right on the uniform reference's images plus 30 more of 10,000 is better beyond doubt when both are
+    resampled on the same images (unpaired, the two accuracies' standard errors, ~0.0065 each, would swamp 0.003)."""
+    rng = np.random.default_rng(2)
+    samples = 10_000
+    uniform = rng.random(samples) < 0.6
+    better = uniform.copy()
+    better[np.flatnonzero(~uniform)[:30]] = True
+    runs = _synthetic_runs(better, uniform, np.ones(samples, bool))
+    low, high = aggregates(runs)["iqm_ci"]
+    assert 0 < low < runs[0]["normalised"] < high < 2 * runs[0]["normalised"]

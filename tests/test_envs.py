@@ -134,7 +134,7 @@ def test_a_parameter_budget_is_enforced_like_the_macs_budget(env_id):
     assert info["budget_met"] and info["params_ratio"] <= 0.5 and info["params"] <= 0.5 * network.original_params
     assert info["macs_ratio"] < 1.0  # the parameters of the conv layers feeding the classifier went with them
     budget = env.unwrapped.rate_budget()
-    counts = budget.kept_counts(budget.uniform_rates())
+    counts = budget.uniform_counts()
     assert budget.meets_budget(counts) and not budget.meets_budget(counts + 1)
     shown = gym.make(env_id, task="lenet5-digits", params_budget=0.5, reward_samples=100, render_mode="ansi")
     shown.reset(seed=0)
@@ -369,8 +369,8 @@ def test_filled_uniform_pruning_uses_the_whole_budget():
     until no single channel more fits."""
     env = gym.make("LayerRate-v0", task="cnn5-digits", macs_budget=0.5, reward_samples=100).unwrapped
     budget, original = env.rate_budget(), env.network.original_macs
-    uniform = budget.kept_counts(budget.uniform_rates())
-    filled = budget.filled_uniform_counts()
+    uniform = budget.uniform_counts()
+    filled = budget.uniform_counts(filled=True)
     macs = [env.network.macs_params(budget.keep_masks(counts))[0] / original for counts in (uniform, filled)]
     assert macs[0] < 0.49 < macs[1] <= 0.5 and np.all(filled >= uniform)
     for group in np.flatnonzero(filled < budget.channels):

@@ -1,7 +1,9 @@
 """Baseline agents for LayerRate-v0: each plays a per-group pruning-rate schedule.
 
 * :class:`UniformAgent`: the same rate for every group, the largest kept width
-  that meets the MACs budget (found by bisection on the analytic MACs count).
+  that meets the budget (found by bisection on the analytic MACs count); with
+  ``filled``, channels given back one at a time while the budget still holds
+  (one common rate undershoots: every group rounds down at once).
 * :class:`GlobalRankingAgent`: the one-step pruning of the ICTAI 2019 paper:
   importance is normalised per group (divided by its maximum) and ranked
   globally; one threshold, raised until the budget is met, sets every group's
@@ -55,11 +57,13 @@ class ScheduleAgent(BaseAgent):
 
 
 class UniformAgent(ScheduleAgent):
-    """The same pruning rate for every group: the smallest one that meets the MACs budget."""
+    """The same pruning rate for every group: the smallest one that meets the budget; ``filled``: then the budget used
+    up, one channel at a time to the group keeping the smallest fraction (``RateBudget.uniform_counts``; the
+    baseline of suites with ``filled_uniform``, cpu-v1 on)."""
 
-    def __init__(self, env: gym.Env, seed: int | None = None) -> None:
+    def __init__(self, env: gym.Env, seed: int | None = None, filled: bool = False) -> None:
         super().__init__(env, seed)
-        self.rates = self.budget.uniform_rates()
+        self.rates = 1.0 - self.budget.uniform_counts(bool(filled)) / np.asarray(self.budget.channels, dtype=float)
 
 
 class GlobalRankingAgent(ScheduleAgent):

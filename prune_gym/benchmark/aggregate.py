@@ -1,12 +1,22 @@
 """Aggregate scores with rliable (Agarwal et al. 2021): interval estimates, not point estimates.
 
-Normalised scores of an agent form a (seeds x entries) matrix. With
-``rliable.library.get_interval_estimates`` (stratified bootstrap: seeds are
-resampled within each entry) we report the interquartile mean (IQM), the mean
-and the optimality gap with 95% confidence intervals, the probability that one
-agent improves on another (over the entries both ran), and sample-efficiency
-curves: the IQM of the normalised best-so-far reward-split score after each
-reward evaluation.
+Normalised scores of an agent form a (seeds x entries) matrix. We report the
+interquartile mean (IQM), the mean and the optimality gap (rliable's
+``metrics``) with 95% confidence intervals, the probability that one agent
+improves on another (over the entries both ran), and sample-efficiency curves:
+the IQM of the normalised best-so-far reward-split score after each reward
+evaluation.
+
+The intervals count every noise source the results hold. Where each run keeps
+which test images its recovered networks got right (accuracy tasks, results
+from cpu-v1 on), :func:`noise_aware_interval` resamples, in each bootstrap
+replicate, the test images (the same images for the run, the entry's uniform
+reference and the unpruned network: paired), the recovery seeds of each
+recovered network, and the seeds within each entry; a deterministic agent's
+interval is then as wide as its test-set and recovery noise, not zero. rliable's
+stratified bootstrap (``library.get_interval_estimates``) resamples the seeds
+only: it is what results without per-image records (cpu-v0) get, and what the
+sample-efficiency curves and the probability of improvement use.
 """
 
 from __future__ import annotations
@@ -66,24 +76,86 @@ def iqm_per_evaluation(curves: np.ndarray) -> np.ndarray:
     return stats.trim_mean(curves.reshape(-1, curves.shape[-1]), proportiontocut=0.25, axis=0)
 
 
-def aggregates(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """IQM, mean and optimality gap of the normalised scores with stratified-bootstrap 95% CIs, and plain summaries."""
+def _estimators(scores: np.ndarray) -> np.ndarray:
+    """IQM, mean and optimality gap of one (seeds x entries) matrix (rliable's metrics)."""
     from rliable import metrics
 
+    return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores), metrics.aggregate_optimality_gap(scores)])
+
+
+def _per_image(runs_by_entry: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+    """Per entry, the test-image correctness of every run (seeds x recovery seeds x images) and of its references; None
+    when any run or reference lacks it."""
+    from prune_gym.benchmark.scoring import unpack_correctness
+
+    found = {}
+    for entry, runs in runs_by_entry.items():
+        references = runs[0].get("references") or {}
+        texts = [run.get("test_correct") for run in runs]
+        if None in texts or not references.get("unpruned_test_correct") or not references.get("uniform_test_correct"):
+            return None
+        samples = references["test_samples"]
+        found[entry] = (np.array([[unpack_correctness(t, samples) for t in run_texts] for run_texts in texts], dtype=np.float32),
+                        np.array([unpack_correctness(t, samples) for t in references["uniform_test_correct"]], dtype=np.float32),
+                        unpack_correctness(references["unpruned_test_correct"], samples).astype(np.float32))
+    return found
+
+
+def noise_aware_interval(runs: list[dict[str, Any]], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> np.ndarray | None:
+    """95% percentile intervals (2 x 3: IQM, mean, optimality gap) of a bootstrap that resamples, per replicate and
+    entry, the test images (one draw shared by the runs and the entry's references, so scores stay paired), the
+    recovery seeds of every recovered network and the seeds (stratified by entry, as rliable's bootstrap), then
+    normalises; None when the runs lack per-image correctness (then only the seeds are resampled).
+
+    rliable resamples runs only; a deterministic agent's five seeds are one network, so the test set's sampling error
+    and the recovery's seed spread, which its score carries like any other, would give it a zero-width interval.
+    """
+    matrix, entries, seeds = score_matrix(runs)
+    runs_by_entry = {entry: sorted((r for r in runs if r["entry"] == entry and r["seed"] in seeds), key=lambda r: r["seed"])
+                     for entry in entries}
+    per_image = _per_image(runs_by_entry)
+    if per_image is None:
+        return None
+    rng = np.random.default_rng(seed)
+    normalised = np.empty((reps, len(seeds), len(entries)))
+    for column, entry in enumerate(entries):
+        run_correct, uniform_correct, unpruned_correct = per_image[entry]
+        samples = unpruned_correct.shape[0]
+        for start in range(0, reps, 250):  # image weights in chunks: 250 x 10,000 counts at a time
+            block = min(250, reps - start)
+            drawn = rng.integers(0, samples, (block, samples))
+            weights = np.stack([np.bincount(row, minlength=samples) for row in drawn]).T.astype(np.float32) / samples
+            run_scores = run_correct @ weights  # seeds x recovery seeds x replicates
+            uniform_scores = uniform_correct @ weights  # recovery seeds x replicates
+            unpruned = unpruned_correct @ weights
+            picks = rng.integers(0, run_scores.shape[1], (run_scores.shape[0], run_scores.shape[1], block))
+            run_mean = np.take_along_axis(run_scores, picks, axis=1).mean(axis=1)  # seeds x replicates
+            uniform = np.take_along_axis(uniform_scores, rng.integers(0, len(uniform_scores), uniform_scores.shape), 0).mean(0)
+            gap = unpruned - uniform
+            scores = np.where(gap > 0, (run_mean - uniform) / np.where(gap > 0, gap, 1.0), 0.0)
+            scores = np.where([run["budget_met"] for run in runs_by_entry[entry]], scores.T, 0.0)  # missed budget: 0
+            chosen = rng.integers(0, len(seeds), (block, len(seeds)))
+            normalised[start:start + block, :, column] = np.take_along_axis(scores, chosen, axis=1)
+    estimates = np.array([_estimators(replicate) for replicate in normalised])
+    return np.percentile(estimates, [2.5, 97.5], axis=0)
+
+
+def aggregates(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """IQM, mean and optimality gap of the normalised scores with 95% CIs (every noise source the runs record:
+    :func:`noise_aware_interval`, else rliable's stratified bootstrap over seeds), and plain summaries."""
     matrix, entries, seeds = score_matrix(runs)
     if matrix.size == 0:
         return {"entries": entries, "seeds": seeds}
-
-    def estimators(scores: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores), metrics.aggregate_optimality_gap(scores)])
-
-    points, intervals = _interval({"agent": matrix}, estimators)
+    points, intervals = _interval({"agent": matrix}, _estimators)
+    noise_aware = noise_aware_interval(runs)
+    if noise_aware is not None:
+        intervals = {"agent": noise_aware}
     length = min(len(run["normalised_proxy_curve"]) for run in runs)  # entries may differ in episodes: the common part
     curves = np.array([[run["normalised_proxy_curve"][:length] for run in sorted(runs, key=lambda r: (r["seed"], r["entry"]))
                         if run["seed"] == seed] for seed in seeds])  # seeds x entries x evaluations
     curve_points, curve_intervals = _interval({"agent": curves}, iqm_per_evaluation)
     return {
-        "entries": entries, "seeds": seeds,
+        "entries": entries, "seeds": seeds, "interval_noise": "test images, recovery seeds, seeds" if noise_aware is not None else "seeds",
         "iqm": float(points["agent"][0]), "iqm_ci": intervals["agent"][:, 0].tolist(),
         "mean": float(points["agent"][1]), "mean_ci": intervals["agent"][:, 1].tolist(),
         "optimality_gap": float(points["agent"][2]), "optimality_gap_ci": intervals["agent"][:, 2].tolist(),

@@ -37,16 +37,19 @@ BOOTSTRAP_RESAMPLES = 2000
 
 def candidates(entry: Entry, random_count: int, run_folders: list[Path], per_run: int = 3,
                seed: int = 0) -> list[tuple[str, list[np.ndarray]]]:
-    """(origin, keep-mask) pairs at the entry's budget, without duplicates."""
+    """(origin, keep-mask) pairs at the entry's budget, without duplicates: uniform pruning under every criterion
+    (``uniform <criterion>``: one common rate; ``uniform-filled <criterion>``: the budget used up, see
+    :meth:`RateBudget.uniform_counts`), ``random_count`` random rate vectors, the ``per_run`` best of each run."""
     env: Any = protocol_spec(entry, reward_samples=1).make_env().unwrapped
     found: dict[str, tuple[str, list[np.ndarray]]] = {}
     for criterion in list_importance_criteria():
         budget = RateBudget(env.network, env.ranking, criterion, env.macs_budget, env.max_rate, env.params_budget)
-        try:
-            keep = budget.keep_masks(budget.kept_counts(budget.uniform_rates()))
-        except UndefinedImportanceError:
-            continue
-        found.setdefault(mask_digest(keep), (f"uniform {criterion}", keep))
+        for filled, label in ((False, "uniform"), (True, "uniform-filled")):
+            try:
+                keep = budget.keep_masks(budget.uniform_counts(filled))
+            except UndefinedImportanceError:
+                break
+            found.setdefault(mask_digest(keep), (f"{label} {criterion}", keep))
     budget = env.rate_budget()
     rng = np.random.default_rng(seed)
     for index in range(random_count):

@@ -165,7 +165,8 @@ def score_run(job: Job, suite: Suite, summary: dict[str, Any]) -> dict[str, Any]
     if checkpoint is not None and (checkpoint / "weights.pt").exists():
         weights = torch.load(checkpoint / "weights.pt", map_location=job.device, weights_only=True)
     bn_recalibration = int(job.spec.env_kwargs.get("bn_recalibration", 0))
-    references = entry_references(job.entry, suite.recovery, suite.baseline_criterion, job.cache, job.device)
+    references = entry_references(job.entry, suite.recovery, suite.baseline_criterion, job.cache, job.device,
+                                  suite.filled_uniform)
     recovered = RecoveryScorer(job.entry.task, suite.recovery, job.cache, job.device).score(
         keep, bn_recalibration=bn_recalibration, weights=weights)
     normalised = references.normalise(recovered.test_score) if best.budget_met else 0.0
@@ -175,6 +176,7 @@ def score_run(job: Job, suite: Suite, summary: dict[str, Any]) -> dict[str, Any]
         "env": job.spec.env, "action_type": job.spec.env_kwargs.get("action_type"), "best_episode": best.episode,
         "proxy_score": best.score, "macs_ratio": best.macs_ratio, "params_ratio": best.params_ratio, "budget_met": best.budget_met,
         "mask": mask_digest(keep), "test_scores": list(recovered.test_scores), "test_score": recovered.test_score,
+        "test_correct": None if recovered.test_correct is None else list(recovered.test_correct),
         "test_standard_error": standard_error(recovered.test_score, recovered.test_samples), "normalised": normalised,
         "evaluations": summary["evaluations"], "episodes": summary["episodes_done"], "search_seconds": summary["seconds"],
         "normalised_proxy_curve": curve, "references": dataclasses.asdict(references),
@@ -224,6 +226,8 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
         raise ValueError("--seeds is empty: give at least one seed, or leave it out for the suite's seeds")
     seeds = list(dict.fromkeys(check_int("seeds", seed, 0, "integers >= 0") for seed in seeds))  # each seed once
     given = dict(agent_kwargs or {})
+    if agent == "uniform" and suite.filled_uniform:
+        given.setdefault("filled", True)  # the suite's reference is the filled uniform pruning
     agent_kwargs = agent_hyperparameters(agent, given)
     env_overrides = dict(env_overrides or {})
     out = Path(out)

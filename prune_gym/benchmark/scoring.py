@@ -17,6 +17,7 @@ fine-tuned once.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -33,13 +34,23 @@ from prune_gym.benchmark.suites import Entry, Recovery
 from prune_gym.pruning import PrunableNetwork, recalibrate_batchnorm
 from prune_gym.runs import RunSpec
 from prune_gym.storage import file_sha256, write_atomic
-from prune_gym.tasks import Task, evaluate, get_task, recover
+from prune_gym.tasks import Task, evaluate, get_task, recover, sample_correctness
 
 
 def mask_digest(keep: list[np.ndarray] | tuple[np.ndarray, ...]) -> str:
     """A short stable name of a keep-mask."""
     bits = np.packbits(np.concatenate([np.asarray(m, dtype=bool) for m in keep]))
     return hashlib.sha256(bits.tobytes() + str([len(m) for m in keep]).encode()).hexdigest()[:16]
+
+
+def pack_correctness(correct: np.ndarray) -> str:
+    """Per-sample correctness (bools) as compact text: base64 of the packed bits (1,668 characters for 10,000 images)."""
+    return base64.b64encode(np.packbits(np.asarray(correct, dtype=bool)).tobytes()).decode("ascii")
+
+
+def unpack_correctness(text: str, samples: int) -> np.ndarray:
+    """The bools :func:`pack_correctness` packed, ``samples`` of them."""
+    return np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))[:samples].astype(bool)
 
 
 def standard_error(score: float, samples: int) -> float:
@@ -81,6 +92,9 @@ class Recovered:
     test_samples: int
     macs: int
     params: int
+    test_correct: tuple[str, ...] | None = None
+    """Per recovery seed, which test images it got right (:func:`pack_correctness`); None for metrics other than
+    accuracy, and for records cached before per-image results were kept."""
 
     @property
     def test_score(self) -> float:
@@ -106,7 +120,7 @@ class RecoveryScorer:
         source = self.model if weights is None else self._with(weights)
         weights_tag = "pretrained" if weights is None else hashlib.sha256(
             b"".join(t.detach().cpu().numpy().tobytes() for t in weights.values())).hexdigest()[:16]
-        scores, cached = [], {}
+        scores, correct, cached = [], [], {}
         for seed in self.recovery.seeds:
             key = f"{self.task.name}-{self.checkpoint[:16]}-{weights_tag}-{mask_digest(keep)}-bn{bn_recalibration}-" \
                   f"{self.recovery.steps}steps-seed{seed}"
@@ -117,11 +131,27 @@ class RecoveryScorer:
                 self.cache.write(path, record)
             cached = record
             scores.append(cached["test_score"])
-        return Recovered(tuple(scores), len(self.splits.test_y), cached["macs"], cached["params"])
+            correct.append(cached.get("test_correct"))
+        return Recovered(tuple(scores), len(self.splits.test_y), cached["macs"], cached["params"],
+                         None if None in correct else tuple(correct))
 
     def unpruned_test_score(self) -> float:
         """The unpruned network's test score (no recovery)."""
         return evaluate(self.model, self.splits.test_x, self.splits.test_y, self.task.metric)
+
+    def unpruned_test_correct(self) -> str | None:
+        """Which test images the unpruned network gets right (:func:`pack_correctness`); None unless the metric is
+        accuracy."""
+        if self.task.metric != "accuracy":
+            return None
+        return pack_correctness(sample_correctness(self.model, self.splits.test_x, self.splits.test_y))
+
+    def _test_record(self, network: nn.Module) -> dict[str, Any]:
+        """The test score of ``network``, with its per-image correctness when the metric is accuracy."""
+        if self.task.metric != "accuracy":
+            return {"test_score": evaluate(network, self.splits.test_x, self.splits.test_y, self.task.metric)}
+        correct = sample_correctness(network, self.splits.test_x, self.splits.test_y)
+        return {"test_score": float(correct.mean()), "test_correct": pack_correctness(correct)}
 
     def _with(self, weights: dict[str, torch.Tensor]) -> nn.Module:
         model = copy.deepcopy(self.model)
@@ -137,7 +167,7 @@ class RecoveryScorer:
         if self.recovery.steps:
             recover(pruned, self.splits, self.task.training, steps=self.recovery.steps, seed=seed, progress=False,
                     metric=self.task.metric)
-        return {"test_score": evaluate(pruned, self.splits.test_x, self.splits.test_y, self.task.metric), "macs": macs, "params": params}
+        return {**self._test_record(pruned), "macs": macs, "params": params}
 
 
 @dataclass(frozen=True)
@@ -153,6 +183,11 @@ class EntryReferences:
     uniform_macs_ratio: float
     test_samples: int
     checkpoint_sha256: str
+    unpruned_test_correct: str | None = None
+    uniform_test_correct: tuple[str, ...] | None = None
+    """Which test images the unpruned network and the recovered uniform pruning (per recovery seed) get right
+    (:func:`pack_correctness`): the paired bootstrap over test images (:mod:`prune_gym.benchmark.aggregate`) resamples
+    them with every run's. None for metrics other than accuracy and for references cached before they were kept."""
 
     def normalise(self, test_score: float) -> float:
         """0 = uniform pruning after the same recovery, 1 = the unpruned network."""
@@ -178,22 +213,25 @@ def protocol_spec(entry: Entry, device: str = "cpu", **overrides: Any) -> RunSpe
 
 
 def entry_references(entry: Entry, recovery: Recovery, baseline_criterion: str, cache: RecoveryCache,
-                     device: str = "cpu") -> EntryReferences:
-    """Measure (or read from ``cache``) the unpruned and the uniform-``baseline_criterion`` test scores of an entry."""
+                     device: str = "cpu", filled_uniform: bool = False) -> EntryReferences:
+    """Measure (or read from ``cache``) the unpruned and the uniform-``baseline_criterion`` test scores of an entry
+    (uniform pruning that uses the whole budget with ``filled_uniform``: :meth:`RateBudget.uniform_counts`)."""
     scorer = RecoveryScorer(entry.task, recovery, cache, device)
     spec = protocol_spec(entry, device, criterion=baseline_criterion)
     protocol = {key: value for key, value in spec.env_kwargs.items() if key != "device"}
     digest = hashlib.sha256(json.dumps(protocol, sort_keys=True).encode()).hexdigest()[:12]
-    path = cache.references(f"{entry.slug}-{scorer.checkpoint[:16]}-{recovery.steps}-{recovery.seeds}-{digest}")
+    filled = "-filled" if filled_uniform else ""
+    path = cache.references(f"{entry.slug}-{scorer.checkpoint[:16]}-{recovery.steps}-{recovery.seeds}-{digest}{filled}")
     cached = cache.read(path)
     if cached is not None:
         return EntryReferences(**cached)
     env: Any = spec.make_env().unwrapped
     budget = env.rate_budget()
-    keep = budget.keep_masks(budget.kept_counts(budget.uniform_rates()))
+    keep = budget.keep_masks(budget.uniform_counts(filled_uniform))
     recovered = scorer.score(keep, bn_recalibration=int(protocol.get("bn_recalibration", 0)))
     references = EntryReferences(entry.name, scorer.unpruned_test_score(), recovered.test_score, env.score_before,
                                  env.evaluator.score(keep), env.network.macs_params(keep)[0] / env.network.original_macs,
-                                 recovered.test_samples, scorer.checkpoint)
+                                 recovered.test_samples, scorer.checkpoint, scorer.unpruned_test_correct(),
+                                 recovered.test_correct)
     cache.write(path, asdict(references))
     return references

@@ -110,6 +110,10 @@ class Suite:
     recovery: Recovery = field(default_factory=Recovery)
     baseline_criterion: str = "l1"
     description: str = ""
+    filled_uniform: bool = False
+    """Uniform pruning (the reference, normalised score 0, and the ``uniform`` agent's runs) uses the whole budget
+    (:meth:`RateBudget.uniform_counts` filled); False in the suites published before cpu-v1, whose uniform pruning is
+    one common rate, as measured then."""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*-v\d+", self.name):

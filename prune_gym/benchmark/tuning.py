@@ -226,7 +226,8 @@ def tune_agent(agent: str, suite_name: str, space: dict[str, tuple[str, list[Any
     references: dict[str, EntryReferences] = {}
     if metric == "normalised":
         for entry in {job.entry.name: job.entry for job in jobs}.values():
-            references[entry.name] = entry_references(entry, suite.recovery, suite.baseline_criterion, cache, device)
+            references[entry.name] = entry_references(entry, suite.recovery, suite.baseline_criterion, cache, device,
+                                                     suite.filled_uniform)
     trial_plan = TuningPlan(tuple(jobs), references, storage / "trials", cpus_per_run, gpus_per_run)
     grace = max(1, jobs[0].entry.episodes // 4) if grace_period is None else grace_period
     if check_int("grace_period", grace, 1, f"1 to {trial_plan.episodes} episodes (a whole trial)") > trial_plan.episodes:

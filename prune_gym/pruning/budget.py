@@ -59,14 +59,17 @@ class RateBudget:
         groups = len(self.channels)
         return np.full(groups, bisect(lambda rate: self.meets_budget(self.kept_counts(np.full(groups, rate))), 0.0, 1.0))
 
-    def filled_uniform_counts(self) -> np.ndarray:
-        """Uniform pruning that uses the whole budget: the channel counts of :meth:`uniform_rates`, then one channel at a
-        time given back to the group keeping the smallest fraction, while the budget is still met.
+    def uniform_counts(self, filled: bool = False) -> np.ndarray:
+        """Channels kept per group by uniform pruning: :meth:`uniform_rates` rounded per group, or with ``filled``,
+        then one channel at a time given back to the group keeping the smallest fraction while the budget is still met.
 
         One common rate undershoots (every group rounds down at once: uniform FPGM keeps 0.174 of the MACs at a 0.2
-        budget on resnet20-slim); the kept fractions stay as equal as whole channels allow.
+        budget on resnet20-slim); filled, the kept fractions stay as equal as whole channels allow and the budget is
+        used up to the last channel that fits.
         """
         counts = self.kept_counts(self.uniform_rates())
+        if not filled:
+            return counts
         open_groups = set(np.flatnonzero(counts < self.channels))
         while open_groups:
             group = min(open_groups, key=lambda g: (counts[g] / self.channels[g], g))

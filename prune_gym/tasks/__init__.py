@@ -20,7 +20,7 @@ from prune_gym.tasks.data import (
     make_splits,
     register_dataset,
 )
-from prune_gym.tasks.metrics import evaluate, get_metric, list_metrics, register_metric
+from prune_gym.tasks.metrics import evaluate, get_metric, list_metrics, register_metric, sample_correctness
 from prune_gym.tasks.registry import Task, get_task, list_tasks, register_task
 from prune_gym.tasks.training import TrainingConfig, TrainResult, TrainStats, recover, recovery_config, train
 
@@ -64,5 +64,6 @@ __all__ = [
     "register_metric",
     "register_model",
     "register_task",
+    "sample_correctness",
     "train",
 ]

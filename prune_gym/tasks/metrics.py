@@ -106,3 +106,22 @@ def evaluate(model: Any, x: torch.Tensor, y: torch.Tensor, metric: str | MetricS
             total = batch if total is None else total + batch
     model.train(was_training)
     return spec.final(total) if total is not None else 0.0
+
+
+def sample_correctness(model: Any, x: torch.Tensor, y: torch.Tensor, batch_size: int = 100) -> Any:
+    """Per sample of ``(x, y)``, whether the top-1 prediction of ``model`` is right (a bool numpy array): the terms of
+    the ``accuracy`` metric, whose mean is exactly :func:`evaluate`'s accuracy. What a bootstrap over test images
+    resamples (paired: every network scored on the same images)."""
+    import numpy as np
+    import torch
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start:start + batch_size].to(device))
+            parts.append((logits.argmax(dim=1) == y[start:start + batch_size].to(device)).cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)
