@@ -6,7 +6,8 @@ prunes more and loses more accuracy), for classification (VGG-16, ResNet) and
 semantic segmentation alike.
 
 Here: the faithful try-and-learn agent (per-layer policies over the filters'
-weight statistics, REINFORCE, fine-tuning between layers) on FilterSelect-v0
+weight statistics whose trials start at keep probability 0.5, REINFORCE,
+fine-tuning between layers) on FilterSelect-v0
 with ``enforce_budget=False`` (no MACs budget: b alone decides), for several b,
 on a quarter-width VGG-16 (CIFAR-10 subset), a half-width ResNet-20
 (Fashion-MNIST) and the FCN on MNIST scenes (mean IoU). Reported: the MACs the

@@ -336,3 +336,20 @@ def test_the_per_image_bootstrap_pairs_a_run_with_its_reference():
     runs = _synthetic_runs(better, uniform, np.ones(samples, bool))
     low, high = aggregates(runs)["iqm_ci"]
     assert 0 < low < runs[0]["normalised"] < high < 2 * runs[0]["normalised"]
+
+
+def test_the_leaderboard_renders_one_section_per_suite_and_keeps_the_others():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "leaderboard.py"
+    spec = importlib.util.spec_from_file_location("leaderboard_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    text = script.splice_section("", "old-v0", "## Suite `old-v0`\n\nold table")
+    text = script.splice_section(text, "new-v1", "## Suite `new-v1`\n\nnew table")
+    assert text.startswith(script.HEADER) and text.count("# Leaderboard") == 1
+    assert text.index("new table") < text.index("old table"), "a new suite goes first"
+    again = script.splice_section(text, "old-v0", "## Suite `old-v0`\n\nold table, re-rendered")
+    assert "old table, re-rendered" in again and "new table" in again and again.count("<!-- suite old-v0 -->") == 1
+    assert script.splice_section(again, "old-v0", "## Suite `old-v0`\n\nold table, re-rendered") == again

@@ -32,7 +32,7 @@ def test_one_policy_network_serves_layers_of_any_width():
     env = recorded()
     agent = TryAndLearnAgent(env, seed=0)
     assert [agent.keep_probabilities(layer).shape for layer in range(2)] == [(6,), (16,)]
-    np.testing.assert_allclose(agent.keep_probabilities(1), 0.9, rtol=1e-6)
+    np.testing.assert_allclose(agent.keep_probabilities(1), 0.5, rtol=1e-6)
     policy = FilterPolicy(features=5, hidden=8, initial_keep=0.5)
     for width in (1, 3, 512):
         assert policy(torch.randn(width, 5)).shape == (width,)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 from torch import nn
 
 from prune_gym.benchmark.suites import Entry, Recovery
@@ -127,8 +128,12 @@ class RecoveryScorer:
             path = self.cache.recovered(key)
             record = self.cache.read(path)
             if record is None:
-                record = self._recover(source, keep, bn_recalibration, seed)
-                self.cache.write(path, record)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with FileLock(f"{path}.lock"):  # workers wanting one network (a uniform mask, say) recover it once
+                    record = self.cache.read(path)
+                    if record is None:
+                        record = self._recover(source, keep, bn_recalibration, seed)
+                        self.cache.write(path, record)
             cached = record
             scores.append(cached["test_score"])
             correct.append(cached.get("test_correct"))
