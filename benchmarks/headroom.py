@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from prune_gym.benchmark import Entry, Recovery
-from prune_gym.benchmark.fidelity import candidates, rank_agreement
+from prune_gym.benchmark.fidelity import candidates, protocol_agreement, rank_agreement, render_fidelity
 from prune_gym.benchmark.runner import machine
 from prune_gym.benchmark.scoring import RecoveryCache, RecoveryScorer, protocol_spec, standard_error
 from prune_gym.progress import progress_bar
@@ -44,6 +44,8 @@ from prune_gym.storage import write_atomic
 from prune_gym.tasks.checkpoints import task_checkpoint_sha256
 
 PROXY = {"reward_samples": 500, "bn_recalibration": 100}
+PROTOCOLS = {"reward_samples": [500, 1000, 2000]}
+"""Reward protocols whose rank agreement is measured on every candidate entry's candidates (the search used PROXY)."""
 FASHION = "resnet20-slim-fashion-mnist"
 
 
@@ -151,6 +153,8 @@ def measure(candidate: Candidate, out: Path, evaluations: int, seeds: list[int],
         "headroom": pick_score - uniform["test_score"], "noise_unit": unit,
         "headroom_in_noise_units": (pick_score - uniform["test_score"]) / unit if unit > 0 else float("nan"),
         "rank_agreement": rank_agreement([row["proxy"] for row in rows], [row["test_score"] for row in rows]),
+        "protocols": [{key: value for key, value in row.items() if key != "proxy"} for row in protocol_agreement(
+            candidate.entry, [keep for _, keep in pool], [row["test_score"] for row in rows], PROTOCOLS)],
         "candidates": rows, "measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "seconds": time.time() - started, "machine": machine(),
     }
@@ -167,14 +171,19 @@ def render(out: Path) -> str:
     lines = ["| candidate | notes | unpruned | best uniform (criterion) | search's pick (mean of seeds) | headroom "
              "| noise unit | headroom / noise | top-quarter tau [95% CI] | measured |",
              "|---|---|---:|---|---:|---:|---:|---:|---|---|"]
-    for path in sorted(out.glob("*.json")):
-        r = json.loads(path.read_text())
+    results = [json.loads(path.read_text()) for path in sorted(out.glob("*.json"))]
+    for r in results:
         tau = r["rank_agreement"]["top_quarter_kendall_tau"]
         lines.append(f"| {r['name']} | {r['notes']} | {r['unpruned_test_score']:.4f} "
                      f"| {r['best_uniform']['test_score']:.4f} ({_criterion(r['best_uniform']['origin'])}) "
                      f"| {r['search_pick_score']:.4f} | {r['headroom']:+.4f} | {r['noise_unit']:.4f} "
                      f"| {r['headroom_in_noise_units']:+.1f} | {tau['value']:.2f} [{tau['ci'][0]:.2f}, {tau['ci'][1]:.2f}] "
                      f"| {r['measured']} |")
+    protocols = [{"entry": r["name"], "checkpoint": r["checkpoint"], "candidates": r["candidates"], "options": r["protocols"]}
+                 for r in results if "protocols" in r]
+    if protocols:
+        lines += ["", "Rank agreement of other reward protocols on the same candidates (the searches used "
+                  f"{', '.join(f'{k}={v}' for k, v in PROXY.items())}):", "", render_fidelity(protocols).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 

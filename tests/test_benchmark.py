@@ -353,3 +353,18 @@ def test_the_leaderboard_renders_one_section_per_suite_and_keeps_the_others():
     again = script.splice_section(text, "old-v0", "## Suite `old-v0`\n\nold table, re-rendered")
     assert "old table, re-rendered" in again and "new table" in again and again.count("<!-- suite old-v0 -->") == 1
     assert script.splice_section(again, "old-v0", "## Suite `old-v0`\n\nold table, re-rendered") == again
+
+
+def test_one_mask_recovers_to_the_same_test_score_and_images_every_time(tmp_path):
+    """The fine-tune is deterministic on one machine: the same mask, recovered afresh (no cache shared), gives the same
+    test score and gets the same test images right."""
+    import gymnasium as gym
+
+    from prune_gym.benchmark.scoring import RecoveryCache, RecoveryScorer
+
+    env = gym.make("LayerRate-v0", task="lenet5-digits", macs_budget=0.5, reward_samples=100).unwrapped
+    budget = env.rate_budget()
+    keep = budget.keep_masks(budget.uniform_counts(filled=True))
+    first, second = (RecoveryScorer("lenet5-digits", Recovery(steps=15, seeds=(0, 1)), RecoveryCache(tmp_path / name)).score(keep)
+                     for name in ("a", "b"))
+    assert first == second and first.test_correct is not None and len(set(first.test_scores)) == 2, (first, second)

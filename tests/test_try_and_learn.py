@@ -105,6 +105,23 @@ def test_a_smaller_drop_allowance_prunes_less(paper_runs):
     assert ratios[0] > ratios[2] and ratios[1] > ratios[2]
 
 
+SHORT = {"trials_per_update": 4, "max_updates_per_layer": 4, "recovery_steps": 10}
+"""The update budget of experiments/try_and_learn.py: 16 trials per layer."""
+
+
+def test_a_short_update_budget_prunes_as_the_drop_allowance_allows():
+    """The experiments' budget: a generous b prunes most of the network, a tiny one keeps more (trials that started at
+    keep probability 0.9 never brought a filter below the 0.5 decision threshold, so every b kept every filter)."""
+    ratios = {b: [] for b in (0.002, 0.3)}
+    for b, seed in [(b, seed) for b in ratios for seed in (0, 1)]:
+        agent = TryAndLearnAgent(recorded(b), seed=seed, **SHORT)
+        learn_decision(agent)
+        ratios[b].append(decision_macs_ratio(agent))
+    print(ratios)
+    assert np.mean(ratios[0.3]) < 0.6 and min(ratios[0.3]) < 0.5, "a generous b prunes most of the network"
+    assert np.mean(ratios[0.002]) > np.mean(ratios[0.3]) + 0.2, "a tiny b keeps more"
+
+
 def test_a_resumed_agent_continues_exactly(tmp_path):
     env = recorded()
     agent = TryAndLearnAgent(env, seed=3, **FAST)

@@ -25,18 +25,26 @@ Runs on FilterSelect-v0 with binary actions and a dense reward, meant for
   the 0.5 decision threshold, so every ``b`` kept 93-100% of the MACs).
 * **REINFORCE with a baseline**: every update samples ``trials_per_update``
   keep/drop vectors (one episode each) and follows the policy gradient with
-  the trials' mean reward as baseline.
+  the trials' mean reward as baseline, the advantages divided by the
+  trials' reward standard deviation (this agent's choice: it makes a step's
+  size independent of the reward's scale, which psi's unbounded negative
+  side would otherwise let one ruinous trial set).
 * **An update budget per layer with a convergence test**: a layer is done
   after ``max_updates_per_layer`` updates, or earlier once the policy is
   nearly deterministic (every filter's keep probability within
   ``convergence`` of 0 or 1). Its decision (probability >= 0.5) is then fixed.
+  The paper trains each layer's agent until it converges; a budget that
+  stops it earlier (as the CPU-scale experiments do) is this agent's
+  deviation, and its decision is then the greedy reading of a policy still
+  moving from its 0.5 start.
 * **Fine-tuning between layers**, on by default: after each layer's decision
   is fixed, ``env.unwrapped.recover`` trains the network pruned so far for
   ``recovery_steps`` batches; the environment then scores, ranks and exports
   with the tuned weights (``recovery_steps=0`` switches it off).
 
 The trade-off is set by the drop allowance ``b``: a larger ``b`` tolerates a
-larger accuracy drop, so the decisions prune more. To reach a MACs budget
+larger accuracy drop, so the decisions prune more. ``b`` is in the score's
+units, a fraction (0.02 = 2 accuracy points; the paper quotes it in points). To reach a MACs budget
 instead, search ``b`` with :func:`prune_gym_agents.try_and_learn.fit_drop_allowance`.
 
 Once every layer is learned, further episodes play the decision;

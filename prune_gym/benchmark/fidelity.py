@@ -95,6 +95,21 @@ def option_grid(options: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(names, values)) for values in itertools.product(*(options[name] for name in names))] or [{}]
 
 
+def protocol_agreement(entry: Entry, masks: list[list[np.ndarray]], truth: list[float], options: dict[str, list[Any]],
+                       device: str = "cpu") -> list[dict[str, Any]]:
+    """Per reward protocol of the option grid (on top of the entry's): every mask's proxy score, the seconds an
+    evaluation takes, and the proxy's rank agreement with ``truth`` (the masks' recovered test scores)."""
+    rows = []
+    for option in option_grid(options):
+        env: Any = protocol_spec(entry, device, **option).make_env().unwrapped
+        started = time.perf_counter()
+        proxy = [env.evaluator.score(keep) for keep in masks]
+        seconds = (time.perf_counter() - started) / len(masks)
+        rows.append({"option": option, "protocol": {**entry.env_kwargs, **option}, "seconds_per_evaluation": seconds,
+                     **rank_agreement(proxy, truth), "proxy": proxy})
+    return rows
+
+
 def measure_fidelity(suite_name: str, entry_name: str, out: str | Path, options: dict[str, list[Any]] | None = None,
                      random_count: int = 24, run_folders: tuple[str | Path, ...] = (), device: str = "cpu",
                      cache: str | Path | None = None, progress: bool = False) -> dict[str, Any]:
@@ -117,15 +132,7 @@ def measure_fidelity(suite_name: str, entry_name: str, out: str | Path, options:
         bar.update()
     bar.close()
     truth = [r.test_score for r in recovered]
-    rows = []
-    for option in option_grid(options or {}):
-        protocol = {**entry.env_kwargs, **option}
-        env: Any = protocol_spec(entry, device, **option).make_env().unwrapped
-        started = time.perf_counter()
-        proxy = [env.evaluator.score(keep) for _, keep in pool]
-        seconds = (time.perf_counter() - started) / len(pool)
-        rows.append({"option": option, "protocol": protocol, "seconds_per_evaluation": seconds, **rank_agreement(proxy, truth),
-                     "proxy": proxy})
+    rows = protocol_agreement(entry, [keep for _, keep in pool], truth, options or {}, device)
     result = {"suite": suite.name, "entry": entry.name, "checkpoint": task_checkpoint_sha256(entry.task),
               "recovery": {"steps": suite.recovery.steps, "seeds": list(suite.recovery.seeds)},
               "candidates": [origin for origin, _ in pool], "recovered_test_scores": truth,
