@@ -6,9 +6,8 @@ built-in agent of benchmarks/leaderboard.py) in at most 2 hours.
 1. ``--agent`` (default ``ddpg``, the slowest built-in agent of cpu-v0 but for the SB3 ones) is benchmarked on
    ``--suite`` with all its seeds in a fresh folder and a fresh recovery cache (nothing reused), timed end to end;
    the runs' own records split the time into search and recovery + scoring;
-2. the leaderboard's total is the sum of the run times its published results record (``benchmark_seconds`` of every
-   run in ``leaderboard/<suite>/results/*.json``, what a one-worker regeneration pays), with the rows not yet measured
-   named.
+2. per published row of the leaderboard and in all, the run time its results record (``benchmark_seconds`` of every
+   run in ``leaderboard/<suite>/results/*.json``: search, recovery and scoring, what a one-worker regeneration pays).
 
 Prints each measurement beside its target and their ratio (<= 1 meets it).
 
@@ -51,11 +50,13 @@ def time_agent(agent: str, suite: str, seeds: list[int] | None) -> dict[str, flo
             "run_minutes": sum(run.get("benchmark_seconds", 0.0) for run in runs) / 60}
 
 
-def leaderboard_hours(suite: str, published: Path) -> tuple[float, int, list[str]]:
-    """Run hours recorded by the published results of ``suite``, how many runs, and the files' names."""
-    files = sorted((published / suite / "results").glob("*.json"))
-    runs = [run for path in files for run in json.loads(path.read_text())["runs"]]
-    return sum(run.get("benchmark_seconds", 0.0) for run in runs) / 3600, len(runs), [path.stem for path in files]
+def leaderboard_minutes(suite: str, published: Path) -> dict[str, tuple[int, float]]:
+    """Per published row of ``suite``'s leaderboard: its runs and the minutes of run time they record."""
+    rows = {}
+    for path in sorted((published / suite / "results").glob("*.json")):
+        runs = json.loads(path.read_text())["runs"]
+        rows[path.stem] = (len(runs), sum(run.get("benchmark_seconds", 0.0) for run in runs) / 60)
+    return rows
 
 
 def main() -> None:
@@ -75,12 +76,16 @@ def main() -> None:
         print(f"{args.agent} x {suite.name} x {seeds} seeds: {timing['wall_minutes']:.1f} min wall ({timing['runs']} runs: "
               f"search {timing['search_minutes']:.1f} min, search + recovery + scoring {timing['run_minutes']:.1f} min); "
               f"target {AGENT_TARGET_MINUTES:g} min, ratio {timing['wall_minutes'] / AGENT_TARGET_MINUTES:.2f}")
-    hours, runs, names = leaderboard_hours(suite.name, args.publish)
-    if not runs:
+    rows = leaderboard_minutes(suite.name, args.publish)
+    if not rows:
         print(f"{suite.name} leaderboard: nothing published in {args.publish / suite.name / 'results'} yet")
         return
-    print(f"{suite.name} leaderboard ({len(names)} rows published, {runs} runs): {hours:.2f} h of run time; target "
-          f"{LEADERBOARD_TARGET_HOURS:g} h, ratio {hours / LEADERBOARD_TARGET_HOURS:.2f}")
+    for name, (runs, minutes) in rows.items():
+        print(f"  {name}: {runs} runs, {minutes:.1f} min of run time; target {AGENT_TARGET_MINUTES:g} min, "
+              f"ratio {minutes / AGENT_TARGET_MINUTES:.2f}")
+    hours = sum(minutes for _, minutes in rows.values()) / 60
+    print(f"{suite.name} leaderboard ({len(rows)} rows published, {sum(runs for runs, _ in rows.values())} runs): "
+          f"{hours:.2f} h of run time; target {LEADERBOARD_TARGET_HOURS:g} h, ratio {hours / LEADERBOARD_TARGET_HOURS:.2f}")
 
 
 if __name__ == "__main__":

@@ -228,13 +228,14 @@ def _restore_checkpoint(folder: RunFolder, agent: Any, env: Any, device: str, re
 
 
 def run_search(spec: RunSpec, run_dir: str | Path | None = None, progress: bool = True,
-               on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None = None) -> dict[str, Any]:
+               on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None = None, plots: bool = True) -> dict[str, Any]:
     """Run ``spec`` in ``run_dir``: start it, resume it if the folder holds it unfinished, or return it if it finished.
 
     A folder that holds a run is continued only when its spec is ``spec``: ``episodes`` and ``max_evaluations`` may
     grow (a finished run is extended) and ``device`` may differ; any other difference is refused in one line.
     Returns the summary also written to ``summary.json``. ``on_episode(record, best)`` is called after each episode
-    is on disk (e.g. to report to a tuner).
+    is on disk (e.g. to report to a tuner). ``plots=False`` draws no figures at the end (a benchmark's runs: matplotlib's
+    four files cost more than a one-shot search; ``prune-gym plot RUN`` draws them later).
 
     Raises:
         ValueError: an invalid specification (nothing is written).
@@ -254,7 +255,7 @@ def run_search(spec: RunSpec, run_dir: str | Path | None = None, progress: bool 
             return summary
     with folder.writing(create=not resume), _StopRequests() as stop:
         try:
-            return _search(folder, spec, resume, progress, stop, on_episode)
+            return _search(folder, spec, resume, progress, stop, on_episode, plots)
         except OSError as error:
             where = f" ({error.filename})" if error.filename else ""
             raise RunError(f"the search stopped: {error.strerror or error}{where}; every finished episode is in "
@@ -301,7 +302,7 @@ def _finished_summary(folder: RunFolder, spec: RunSpec) -> dict[str, Any] | None
 
 
 def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop: _StopRequests,
-            on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None) -> dict[str, Any]:
+            on_episode: Callable[[EpisodeRecord, EpisodeRecord], None] | None, plots: bool) -> dict[str, Any]:
     """The body of :func:`run_search`, holding the folder's lock."""
     warning = folder.repair_episodes() if resume else None
     if warning:
@@ -349,8 +350,8 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
         _save_checkpoint(folder, agent, pruning_env, session.done)
     summary = summarise(spec, pruning_env, folder, session.records, interrupted)
     folder.write_summary(summary)
-    plots = plot_run(folder.path) if session.records else []
-    tracker.finish(summary, plots)
+    figures = plot_run(folder.path) if plots and session.records else []
+    tracker.finish(summary, figures)
     env.close()
     return summary
 

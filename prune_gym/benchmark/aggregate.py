@@ -91,8 +91,8 @@ def _per_image(runs_by_entry: dict[str, list[dict[str, Any]]]) -> dict[str, Any]
     found = {}
     for entry, runs in runs_by_entry.items():
         references = runs[0].get("references") or {}
-        texts = [run.get("test_correct") for run in runs]
-        if None in texts or not references.get("unpruned_test_correct") or not references.get("uniform_test_correct"):
+        texts: list[list[str]] = [run.get("test_correct") or [] for run in runs]
+        if not all(texts) or not references.get("unpruned_test_correct") or not references.get("uniform_test_correct"):
             return None
         samples = references["test_samples"]
         found[entry] = (np.array([[unpack_correctness(t, samples) for t in run_texts] for run_texts in texts], dtype=np.float32),
@@ -146,10 +146,11 @@ def aggregates(runs: list[dict[str, Any]]) -> dict[str, Any]:
     matrix, entries, seeds = score_matrix(runs)
     if matrix.size == 0:
         return {"entries": entries, "seeds": seeds}
-    points, intervals = _interval({"agent": matrix}, _estimators)
     noise_aware = noise_aware_interval(runs)
     if noise_aware is not None:
-        intervals = {"agent": noise_aware}
+        points, intervals = {"agent": _estimators(matrix)}, {"agent": noise_aware}
+    else:
+        points, intervals = _interval({"agent": matrix}, _estimators)
     length = min(len(run["normalised_proxy_curve"]) for run in runs)  # entries may differ in episodes: the common part
     curves = np.array([[run["normalised_proxy_curve"][:length] for run in sorted(runs, key=lambda r: (r["seed"], r["entry"]))
                         if run["seed"] == seed] for seed in seeds])  # seeds x entries x evaluations

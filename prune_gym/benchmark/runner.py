@@ -137,7 +137,7 @@ def run_job(job: Job) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         suite = get_suite(job.suite)
-        summary = run_search(job.spec, job.run_dir, progress=False)
+        summary = run_search(job.spec, job.run_dir, progress=False, plots=False)
         if summary["interrupted"]:
             raise KeyboardInterrupt
         result = score_run(job, suite, summary)

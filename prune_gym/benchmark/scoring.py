@@ -121,7 +121,9 @@ class RecoveryScorer:
         source = self.model if weights is None else self._with(weights)
         weights_tag = "pretrained" if weights is None else hashlib.sha256(
             b"".join(t.detach().cpu().numpy().tobytes() for t in weights.values())).hexdigest()[:16]
-        scores, correct, cached = [], [], {}
+        scores: list[float] = []
+        correct: list[str | None] = []
+        cached: dict[str, Any] = {}
         for seed in self.recovery.seeds:
             key = f"{self.task.name}-{self.checkpoint[:16]}-{weights_tag}-{mask_digest(keep)}-bn{bn_recalibration}-" \
                   f"{self.recovery.steps}steps-seed{seed}"
@@ -137,8 +139,9 @@ class RecoveryScorer:
             cached = record
             scores.append(cached["test_score"])
             correct.append(cached.get("test_correct"))
+        kept = [text for text in correct if text is not None]
         return Recovered(tuple(scores), len(self.splits.test_y), cached["macs"], cached["params"],
-                         None if None in correct else tuple(correct))
+                         tuple(kept) if len(kept) == len(correct) else None)
 
     def unpruned_test_score(self) -> float:
         """The unpruned network's test score (no recovery)."""
