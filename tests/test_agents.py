@@ -48,6 +48,19 @@ def test_uniform_and_global_baselines_meet_the_budget(uniform_l1):
     assert len(set(np.round(ranked.rates, 6))) > 1, "one global threshold gives each group its own rate"
 
 
+def test_filled_uniform_pruning_plays_the_budget_up_to_the_last_channel():
+    """``--agent-arg filled=true`` (the baseline of cpu-v1): the episode keeps what RateBudget.uniform_counts(filled)
+    keeps, more of the MACs than one common rate (on CNN5 every group rounds down at once), still within the budget."""
+    played = {}
+    for filled in (False, True):
+        env = EpisodeRecorder(gym.make("prune_gym:LayerRate-v0", task="cnn5-digits", macs_budget=BUDGET, reward_samples=100))
+        make_agent("uniform", env, seed=0, filled=filled).learn(1)
+        played[filled] = best_within_budget(env)
+        counts = env.unwrapped.rate_budget().uniform_counts(filled=filled)
+        assert [int(mask.sum()) for mask in played[filled].keep_mask] == list(counts)
+    assert played[False].macs_ratio < 0.49 < played[True].macs_ratio <= BUDGET
+
+
 def test_amc_ddpg_beats_uniform_l1_at_the_budget(uniform_l1):
     env = recorded()
     agent = make_agent("ddpg", env, seed=0, warmup_episodes=50)

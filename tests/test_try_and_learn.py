@@ -117,7 +117,6 @@ def test_a_short_update_budget_prunes_as_the_drop_allowance_allows():
         agent = TryAndLearnAgent(recorded(b), seed=seed, **SHORT)
         learn_decision(agent)
         ratios[b].append(decision_macs_ratio(agent))
-    print(ratios)
     assert np.mean(ratios[0.3]) < 0.6 and min(ratios[0.3]) < 0.5, "a generous b prunes most of the network"
     assert np.mean(ratios[0.002]) > np.mean(ratios[0.3]) + 0.2, "a tiny b keeps more"
 

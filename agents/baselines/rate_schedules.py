@@ -63,7 +63,9 @@ class UniformAgent(ScheduleAgent):
 
     def __init__(self, env: gym.Env, seed: int | None = None, filled: bool = False) -> None:
         super().__init__(env, seed)
-        self.rates = 1.0 - self.budget.uniform_counts(bool(filled)) / np.asarray(self.budget.channels, dtype=float)
+        self.rates = self.budget.uniform_rates()
+        if filled:
+            self.rates = 1.0 - self.budget.uniform_counts(filled=True) / np.asarray(self.budget.channels, dtype=float)
 
 
 class GlobalRankingAgent(ScheduleAgent):
