@@ -13,8 +13,9 @@ on a quarter-width VGG-16 (CIFAR-10 subset), a half-width ResNet-20
 (Fashion-MNIST) and the FCN on MNIST scenes (mean IoU). Reported: the MACs the
 learned decision keeps and its test score after the same recovery fine-tune
 (from the weights tuned during learning), mean +- std over ``--seeds``.
-Verdict: reproduced if the kept MACs fall and the score drop grows as b grows,
-on every task.
+Verdict: reproduced if the kept MACs fall as b grows (no step up by more than
+0.02, the largest b below the smallest) and the score drop at the largest b is
+at least the drop at the smallest, on every task.
 
     .venv/bin/python experiments/try_and_learn.py [--quick]
 """
@@ -66,7 +67,7 @@ def main() -> None:
             rows.append([task, f"{b:g}", common.mean_std(macs, 1, 3), common.mean_std(drop, 100)])
         kept, dropped = zip(*means)
         trend = all(np.diff(kept) <= 0.02) and kept[-1] < kept[0] and dropped[-1] >= dropped[0]
-        trends.append([task, " > ".join(f"{m:.2f}" for m in kept), "reproduced" if trend else "not reproduced"])
+        trends.append([task, " -> ".join(f"{m:.2f}" for m in kept), "reproduced" if trend else "not reproduced"])
     metric = "test score (accuracy, or mean IoU for fcn-mnist-scenes)"
     tables = [common.print_table(f"try-and-learn: MACs kept and {metric} drop in points after the same fine-tune, by drop allowance b "
                                  f"(mean +- std over {len(args.seeds)} seeds)", ["task", "b", "MACs kept / original", "score drop"], rows),
