@@ -25,6 +25,14 @@ sense on some environments (per-group rates, say) also names their ids in
 ``supported_environments``. prune_gym checks the declaration before anything
 is written and picks a compatible environment and action type from it
 (:func:`compatible_environment`). What an agent does not declare is not restricted.
+
+An agent that learns a policy rather than a search of one network's space
+declares ``transfers = True`` (:func:`transfers`): what its ``save`` wrote on one
+environment, its ``load`` continues on another with the same spaces. The
+transfer track (``transfer-v0``) trains such agents on a
+:class:`~prune_gym.envs.sampler.PairSampler` of several networks and budgets,
+then loads them on pairs they never saw (``RunSpec.agent_state``) to act
+zero-shot (``RunSpec.act_only``) or to learn a few episodes more.
 """
 
 from __future__ import annotations
@@ -139,6 +147,12 @@ def supported_action_spaces(agent: str | type, hyperparameters: dict[str, Any] |
         return tuple(declared(agent_hyperparameters(agent, hyperparameters or {})))
     spaces = getattr(cls, "supported_action_spaces", None)
     return None if spaces is None else tuple(spaces)
+
+
+def transfers(agent: str | type) -> bool:
+    """Whether the agent (a name or a class) declares ``transfers = True``: its state saved on one environment, loaded on
+    another with the same spaces, continues what it learnt (default False: a search of one network's space)."""
+    return bool(getattr(_agent_class(agent), "transfers", False))
 
 
 def supported_environments(agent: str | type) -> tuple[str, ...] | None:

@@ -21,6 +21,10 @@ through the ``prune_gym.observations`` entry-point group. Built-ins:
   channels, input feature-map size (H x W), stride, kernel size (kh x kw),
   the group's MACs, MACs removed so far, MACs of the later groups (all ratios
   to the original MACs for the last three), and the previous decision's pruned fraction.
+* ``layer-budget``: ``layer`` and the episode's budgets (fractions of the
+  original MACs and parameters the pruned network may keep), 13 values: a
+  policy that meets networks and budgets it never saw (the transfer track)
+  needs the budget, and every value is a ratio within one network.
 * ``filters``: per-filter importance under every registered criterion marked as a
   feature (``l1``, ``l2``, ``std``, ``bn-scale``, ``fpgm``, ``cluster`` and users'),
   each divided by its maximum over the group (zero where a criterion cannot score
@@ -176,6 +180,17 @@ class LayerEmbedding(Observation):
             state.previous_rate,
         ]
         return np.clip(np.concatenate([self._static[t], dynamic]), 0.0, 1.0).astype(np.float32)
+
+
+@register_observation("layer-budget")
+class BudgetedLayerEmbedding(LayerEmbedding):
+    """The ``layer`` embedding, then the MACs and parameter budgets (fractions kept; 1.0: no parameter budget)."""
+
+    size = LayerEmbedding.size + 2
+
+    def observe(self, state: EpisodeState) -> np.ndarray:
+        budgets = np.array([state.macs_budget, state.params_budget], dtype=np.float32)
+        return np.concatenate([super().observe(state), budgets])
 
 
 def feature_criteria() -> list[str]:

@@ -68,6 +68,11 @@ class RunSpec:
             (group default: task, env, budget and reward; tags: agent and seed are added).
         tensorboard: the folder of TensorBoard event files (each run in a subfolder of its own,
             :func:`prune_gym.tracking.tensorboard_folder`); ``None``: no TensorBoard. A resume may change it.
+        agent_state: a path prefix written by an agent's ``save()`` (the same agent class and hyper-parameters, on an
+            environment with the same spaces, e.g. one trained on a transfer track's pairs), loaded into the new agent
+            before its first episode; ``None``: the agent starts afresh.
+        act_only: each episode plays the agent's ``predict(observation, deterministic=True)`` instead of ``learn(1)``:
+            the zero-shot evaluation of a loaded ``agent_state`` (nothing is learnt).
     """
 
     task: str = "lenet5-digits"
@@ -85,6 +90,8 @@ class RunSpec:
     wandb_group: str | None = None
     wandb_tags: tuple[str, ...] = ()
     tensorboard: str | None = None
+    agent_state: str | None = None
+    act_only: bool = False
 
     RESUMABLE_CHANGES = ("episodes", "max_evaluations", "tensorboard")  # a resume may grow the budget, move the logs
     MACHINE_FIELDS = ("device",)  # env keywords that say where a run computes, not what it is
@@ -213,7 +220,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "task": (str,), "env": (str,), "agent": (str,), "episodes": (int,), "max_evaluations": (int, type(None)), "seed": (int,),
     "checkpoint_every": (int,), "env_kwargs": (dict,), "agent_kwargs": (dict,), "wandb": (str,), "wandb_project": (str,),
     "wandb_entity": (str, type(None)), "wandb_group": (str, type(None)), "wandb_tags": (list, tuple),
-    "tensorboard": (str, type(None)),
+    "tensorboard": (str, type(None)), "agent_state": (str, type(None)), "act_only": (bool,),
 }
 
 
@@ -225,7 +232,7 @@ def type_errors(fields: dict[str, Any] | RunSpec) -> list[str]:
         if name not in values:
             continue
         value = values[name]
-        if isinstance(value, bool) or not isinstance(value, types):
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
             problems.append(f"field {name!r} is {value!r}, expected {' or '.join(t.__name__ for t in types)}")
     return problems
 

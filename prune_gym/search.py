@@ -95,6 +95,11 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
     check_int("checkpoint_every", spec.checkpoint_every, 1, "a positive number of episodes")
     check_choice("wandb", spec.wandb, WANDB_MODES)
     check_tensorboard(spec.tensorboard)
+    if spec.agent_state is not None:
+        state = Path(spec.agent_state)
+        if not any(state.parent.glob(f"{state.name}*")):
+            raise ValueError(f"agent_state {spec.agent_state!r}: no file starts with that prefix; give the path an agent's "
+                             "save(path) was called with (e.g. a transfer track's train/seed-N/agent)")
     cls = environment_class(spec.env)
     defaults = environment_defaults(cls)
     unknown = sorted(set(spec.env_kwargs) - set(defaults))
@@ -320,6 +325,13 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
                                evaluations_offset=last.evaluations if last else 0, seconds_offset=last.seconds if last else 0.0,
                                max_episodes=spec.episodes, max_evaluations=spec.max_evaluations)
     agent = make_agent(spec.agent, recorder, seed=spec.seed, **spec.agent_kwargs)
+    if spec.agent_state is not None:  # a checkpoint, when there is one, replaces it below
+        try:
+            agent.load(spec.agent_state)
+        except Exception as error:
+            raise RunError(f"cannot load agent_state {spec.agent_state} into {spec.agent!r} ({type(error).__name__}: "
+                           f"{' '.join(str(error).split())}): it must be saved by the same agent with the same "
+                           "hyper-parameters, on an environment with the same spaces") from None
     if resume:
         seen = _restore_checkpoint(folder, agent, pruning_env, str(pruning_env.device), records, torn=warning is not None)
         if seen < len(records):
@@ -332,7 +344,10 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
     try:
         while session.done < spec.episodes and not stop.requested:
             before = session.done
-            agent.learn(1)
+            if spec.act_only:
+                play_episode(recorder, agent, seed=spec.seed)
+            else:
+                agent.learn(1)
             if session.done == before:
                 raise RunError(f"agent {spec.agent!r} returned from learn(1) without finishing an episode: "
                                "an agent's learn(episodes) must run that many episodes")
@@ -354,6 +369,16 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
     tracker.finish(summary, figures)
     env.close()
     return summary
+
+
+def play_episode(env: gym.Env, agent: Any, seed: int | None = None) -> float:
+    """One episode of ``agent.predict(observation, deterministic=True)`` on ``env`` (nothing learnt); returns its return."""
+    observation, _ = env.reset(seed=seed)
+    total, done = 0.0, False
+    while not done:
+        observation, reward, terminated, truncated, _ = env.step(agent.predict(observation, deterministic=True))
+        total, done = total + float(reward), terminated or truncated
+    return total
 
 
 def uniform_pruning(env: Any) -> dict[str, Any]:

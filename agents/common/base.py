@@ -29,6 +29,9 @@ class BaseAgent:
 
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box,)
     supported_environments: ClassVar[tuple[str, ...] | None] = None
+    transfers: ClassVar[bool] = False
+    """True for an agent that learns a policy: its saved state, loaded on another environment with the same spaces,
+    acts there (the transfer track, ``prune_gym.agent_api.transfers``)."""
     metrics_callback: Callable[[dict[str, float]], None] | None = None
     """Set by the search loop: receives the agent's training metrics (losses, entropy, ...) as they are logged."""
 

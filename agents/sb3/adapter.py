@@ -183,6 +183,7 @@ class SB3Agent(BaseAgent):
 
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiBinary,
                                                             gym.spaces.MultiDiscrete)
+    transfers = True  # a policy: its saved state acts on any environment with the same spaces
 
     @classmethod
     def supported_action_spaces_for(cls, hyperparameters: dict[str, Any]) -> tuple[type[gym.Space], ...]:

@@ -264,6 +264,7 @@ class TianshouAgent(BaseAgent):
     """
 
     supported_action_spaces: ClassVar[tuple[type[gym.Space], ...]] = CONTINUOUS + DISCRETE
+    transfers = True  # a policy: its saved state acts on any environment with the same spaces
 
     @classmethod
     def algorithms(cls) -> dict[str, str]:

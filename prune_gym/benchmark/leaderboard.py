@@ -147,9 +147,11 @@ def load_results(folders: list[str | Path]) -> list[dict[str, Any]]:
 
 
 def display_name(result: dict[str, Any]) -> str:
-    """The agent's name with the settings given on its command line (``uniform criterion=std``)."""
+    """The agent's name with the settings given on its command line (``uniform criterion=std``), and on a transfer
+    suite how it met the held-out entries (``ddpg zero-shot``, ``cma-es from scratch``)."""
     given = {**result.get("env_overrides", {}), **result.get("agent_kwargs_given", {})}
-    return " ".join([result["agent"], *(f"{key}={value}" for key, value in sorted(given.items()))])
+    transfer = [result["transfer"]] if result.get("transfer") else []
+    return " ".join([result["agent"], *(f"{key}={value}" for key, value in sorted(given.items())), *transfer])
 
 
 def _estimate(aggregate: dict[str, Any], key: str) -> str:

@@ -24,11 +24,12 @@ from typing import Any
 import torch
 
 import prune_gym
-from prune_gym.agent_api import agent_hyperparameters, compatible_environment
+from prune_gym.agent_api import agent_hyperparameters, compatible_environment, transfers
 from prune_gym.benchmark.aggregate import MANIFEST, RESULTS, collect
 from prune_gym.benchmark.executors import Executor, LocalExecutor
 from prune_gym.benchmark.scoring import RecoveryCache, RecoveryScorer, entry_references, mask_digest, standard_error
 from prune_gym.benchmark.suites import Entry, Suite, get_suite
+from prune_gym.benchmark.transfer import TrainJob, train_on_pairs
 from prune_gym.errors import RunError
 from prune_gym.progress import progress_bar
 from prune_gym.runs import RunFolder, RunSpec, best_episode, best_score_curve, load_mask
@@ -193,18 +194,61 @@ def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
         existing = json.loads(path.read_text())
     except (OSError, ValueError):
         raise RunError(f"{path} is unreadable: use another --out folder") from None
-    for key in ("suite", "agent", "agent_kwargs", "env_overrides"):
+    for key in ("suite", "agent", "agent_kwargs", "env_overrides", "transfer"):
         if existing.get(key) != manifest[key]:
             raise RunError(f"{out} holds a benchmark of {key} {existing.get(key)!r}, not {manifest[key]!r}: "
                            "use another --out folder (one folder per suite, agent and hyper-parameters)")
 
 
+def _transfer_mode(suite: Suite, agent: str, zero_shot: bool) -> str | None:
+    """How ``agent`` meets a transfer suite's held-out entries (None: the suite has no transfer track)."""
+    if suite.transfer is None:
+        if zero_shot:
+            raise ValueError(f"suite {suite.name!r} has no transfer track: zero-shot runs need one (e.g. transfer-v0)")
+        return None
+    if zero_shot and not transfers(agent):
+        raise ValueError(f"agent {agent!r} does not transfer (it declares no `transfers = True`): zero-shot is for agents "
+                         "that learn a policy; leave out --zero-shot to give it the few-shot evaluations from scratch")
+    return "zero-shot" if zero_shot else "few-shot" if transfers(agent) else "from scratch"
+
+
+def _from_trained(jobs: list[Job], suite: Suite, agent: str, agent_kwargs: dict[str, Any], seeds: list[int], trained: Path,
+                  device: str, zero_shot: bool, executor: Executor, progress: bool) -> list[Job]:
+    """Train ``agent`` on the suite's train pairs for every seed (reusing finished trainings in ``trained``), then the
+    held-out ``jobs`` starting from that state: one deterministic episode (``zero_shot``) or the entry's evaluations.
+    A seed whose training failed has its held-out runs failed with the training's error."""
+    train_jobs = [TrainJob(suite.name, agent, agent_kwargs, seed, trained / f"seed-{seed}", device) for seed in seeds]
+    bar = progress_bar(len(train_jobs), f"{agent} learning on {suite.name}'s train pairs (seeds)", "seed", enabled=progress)
+    failed = {}
+    for train_job, record in executor.run(train_on_pairs, train_jobs):
+        if record["status"] != "ok":
+            failed[train_job.seed] = record["error"]
+        bar.update()
+    bar.close()
+    states = {train_job.seed: str(train_job.agent_state.resolve()) for train_job in train_jobs}
+    ready = []
+    for job in jobs:
+        if job.seed in failed:
+            job.failure(f"the training on the train pairs failed: {failed[job.seed]}")
+            continue
+        spec = job.spec.replace(agent_state=states[job.seed], act_only=zero_shot)
+        ready.append(dataclasses.replace(job, spec=spec.replace(episodes=1, max_evaluations=1) if zero_shot else spec))
+    return ready
+
+
 def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int] | None = None,
                   agent_kwargs: dict[str, Any] | None = None, env_overrides: dict[str, Any] | None = None,
                   executor: Executor | None = None, device: str = "cpu", progress: bool = True,
-                  cache: str | Path | None = None, entries: list[str] | None = None) -> dict[str, Any]:
+                  cache: str | Path | None = None, entries: list[str] | None = None, zero_shot: bool = False,
+                  trained: str | Path | None = None) -> dict[str, Any]:
     """Benchmark ``agent`` on every entry (or the named ``entries``) and seed of a suite; returns (and writes)
     ``results.json``, which covers every run the folder holds.
+
+    On a transfer suite (:class:`~prune_gym.benchmark.suites.Transfer`) an agent that transfers first learns on the
+    train pairs, once per seed, in ``trained`` (default ``out/trained``; shareable by its zero-shot and few-shot
+    benchmarks), then meets the held-out entries from that state: ``zero_shot`` plays one episode of its deterministic
+    policy, else it learns for the entry's evaluations. Any other agent gets those evaluations from scratch. The
+    results' ``transfer`` says which (``zero-shot``, ``few-shot``, ``from scratch``).
 
     ``env_overrides`` replace the suite's environment keywords (``criterion`` for a
     uniform baseline with another ranking); they are part of the results' identity.
@@ -214,7 +258,8 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     and a mask found by several agents or seeds are recovered once.
 
     Raises:
-        ValueError: unknown suite, entry or agent, an empty seed list, or hyper-parameters the agent rejects.
+        ValueError: unknown suite, entry or agent, an empty seed list, hyper-parameters the agent rejects, or
+            ``zero_shot`` for an agent that does not transfer or a suite without transfer track.
         RunError: ``out`` holds another suite's or agent's benchmark.
     """
     suite = get_suite(suite_name)
@@ -229,6 +274,7 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     if agent == "uniform" and suite.filled_uniform:
         given.setdefault("filled", True)  # the suite's reference is the filled uniform pruning
     agent_kwargs = agent_hyperparameters(agent, given)
+    transfer = _transfer_mode(suite, agent, zero_shot)
     env_overrides = dict(env_overrides or {})
     out = Path(out)
     jobs, skipped = plan(suite, agent, agent_kwargs, seeds, out, RecoveryCache(Path(cache) if cache else out / "cache"), device,
@@ -236,13 +282,17 @@ def run_benchmark(agent: str, suite_name: str, out: str | Path, seeds: list[int]
     if not jobs:
         raise ValueError(f"agent {agent!r} fits no entry of suite {suite.name!r}: " + "; ".join(skipped))
     _check_manifest(out, {"suite": suite.name, "agent": agent, "agent_kwargs": agent_kwargs, "agent_kwargs_given": given,
-                          "env_overrides": env_overrides, "not_applicable": skipped})
-    tasks = {job.entry.task for job in jobs}
+                          "env_overrides": env_overrides, "not_applicable": skipped, "transfer": transfer})
+    tasks = {job.entry.task for job in jobs} | {entry.task for entry in (suite.transfer.train if suite.transfer else ())}
     for task in tasks:
         get_task(task).load_model(progress=progress)  # pretrains small tasks once, before any worker starts
     check_spec(jobs[0].spec)
+    executor = executor or LocalExecutor()
+    if transfer in ("zero-shot", "few-shot"):
+        jobs = _from_trained(jobs, suite, agent, agent_kwargs, seeds, Path(trained) if trained else out / "trained", device,
+                             zero_shot, executor, progress)
     bar = progress_bar(len(jobs), f"{agent} on {suite.name} (entries x seeds)", "run", enabled=progress)
-    for job, result in (executor or LocalExecutor()).run(run_job, jobs):
+    for job, result in executor.run(run_job, jobs):
         bar.set_postfix(last=f"{job.entry.name} seed {job.seed}: {result['status']}")
         bar.update()
     bar.close()

@@ -22,6 +22,12 @@ Built-in suites (``prune_gym.list_suites()``):
   chosen by measured headroom (a search beats every uniform criterion by more
   than the noise there, and the reward ranks the best candidates as the test
   split does), uniform pruning that uses the whole budget as the reference;
+* ``transfer-v0``: the transfer track: agents that can transfer learn on half-width
+  ResNet-20 and Plain-20 at several MACs budgets (one-shot scoring, the
+  ``layer-budget`` observation), then prune pairs they never saw (an unseen
+  budget on each network, and CNN5 on the digits, a network and data never
+  seen) zero-shot or with 10 further evaluations, against black-box optimisers
+  and uniform pruning given those 10 evaluations;
 * ``cpu-v0``: the first CPU leaderboard (as published): Fashion-MNIST (10,000 test images) with a
   residual and a plain half-width 20-layer network, two budgets and both
   environments, 100 reward evaluations per entry, sized so that the whole
@@ -106,8 +112,30 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """The training half of a transfer suite: its entries are then the held-out pairs.
+
+    An agent that declares ``transfers`` (:func:`prune_gym.agent_api.transfers`) learns, once per seed, for
+    ``episodes`` episodes (as many reward evaluations at most) on a :class:`~prune_gym.envs.sampler.PairSampler`
+    over the ``train`` entries (their ``episodes`` are unused); it then meets each held-out entry either zero-shot
+    (one episode of its deterministic policy, nothing learnt) or few-shot (the entry's ``episodes`` evaluations of
+    further learning from the trained state). Every other agent gets the same few-shot evaluations on each held-out
+    entry from scratch: a black-box optimiser cannot transfer, and that is the comparison.
+    """
+
+    train: tuple[Entry, ...]
+    episodes: int
+
+    def __post_init__(self) -> None:
+        if not self.train:
+            raise ValueError("a transfer suite needs at least one train entry")
+        check_int("transfer episodes", self.episodes, 1, "a positive number of training episodes")
+
+
+@dataclass(frozen=True)
 class Suite:
-    """A named, versioned benchmark: entries, seeds, and the recovery protocol."""
+    """A named, versioned benchmark: entries, seeds, and the recovery protocol (``transfer``: what agents that
+    transfer learn on first; the entries are then held out)."""
 
     name: str
     entries: tuple[Entry, ...]
@@ -119,6 +147,7 @@ class Suite:
     """Uniform pruning (the reference, normalised score 0, and the ``uniform`` agent's runs) uses the whole budget
     (:meth:`RateBudget.uniform_counts` filled); False in the suites published before cpu-v1, whose uniform pruning is
     one common rate, as measured then."""
+    transfer: Transfer | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*-v\d+", self.name):
@@ -130,6 +159,9 @@ class Suite:
             raise ValueError(f"suite {self.name!r} lists an entry twice: {names}")
         if not self.seeds:
             raise ValueError(f"suite {self.name!r} has no seed")
+        if self.transfer is not None and {e.name for e in self.transfer.train} & set(names):
+            raise ValueError(f"suite {self.name!r} holds out an entry it also trains on: "
+                             f"{sorted({e.name for e in self.transfer.train} & set(names))}")
 
     def entry(self, name: str) -> Entry:
         """The entry called ``name``; unknown names list the suite's entries."""
@@ -201,6 +233,29 @@ register_suite(Suite(
     description="the one-shot track (no fine-tune: BatchNorm recalibrated on 100 images, then scored) on Fashion-MNIST "
                 "(10,000 test images): half-width ResNet-20 at 0.3 of the MACs and at 0.3 of the parameters and half-width "
                 "Plain-20 at 0.3 of the MACs on LayerRate-v0, ResNet-20 at 0.3 of the MACs on FilterSelect-v0",
+))
+_TRANSFER_PROXY = {**_ONE_SHOT_PROXY, "observation": "layer-budget"}
+register_suite(Suite(
+    "transfer-v0",
+    entries=(
+        Entry("resnet20-slim-fashion-mnist", "LayerRate-v0", 0.4, episodes=10, env_kwargs=_TRANSFER_PROXY),
+        Entry("plain20-slim-fashion-mnist", "LayerRate-v0", 0.3, episodes=10, env_kwargs=_TRANSFER_PROXY),
+        Entry("cnn5-digits", "LayerRate-v0", 0.5, episodes=10, env_kwargs={**_TRANSFER_PROXY, "reward_samples": 300}),
+    ),
+    seeds=(0, 1, 2, 3, 4),
+    recovery=Recovery(steps=0, seeds=(0,)),
+    filled_uniform=True,
+    transfer=Transfer(train=(
+        Entry("resnet20-slim-fashion-mnist", "LayerRate-v0", 0.2, env_kwargs=_TRANSFER_PROXY),
+        Entry("resnet20-slim-fashion-mnist", "LayerRate-v0", 0.3, env_kwargs=_TRANSFER_PROXY),
+        Entry("resnet20-slim-fashion-mnist", "LayerRate-v0", 0.5, env_kwargs=_TRANSFER_PROXY),
+        Entry("plain20-slim-fashion-mnist", "LayerRate-v0", 0.2, env_kwargs=_TRANSFER_PROXY),
+        Entry("plain20-slim-fashion-mnist", "LayerRate-v0", 0.5, env_kwargs=_TRANSFER_PROXY),
+    ), episodes=200),
+    description="the transfer track (one-shot scoring, the layer-budget observation): agents that transfer learn for 200 "
+                "episodes on half-width ResNet-20 at 0.2, 0.3 and 0.5 of the MACs and half-width Plain-20 at 0.2 and 0.5 "
+                "(Fashion-MNIST), then prune held-out pairs: ResNet-20 at 0.4, Plain-20 at 0.3 and CNN5 on the digits "
+                "(a network and data never seen) at 0.5, zero-shot or with 10 evaluations",
 ))
 _GPU_PROXY = {"reward_samples": 5000, "bn_recalibration": 500, "recovery_steps": 20}
 register_suite(Suite(

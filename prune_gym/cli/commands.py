@@ -115,7 +115,8 @@ def benchmark(args: argparse.Namespace) -> int:
     results = run_benchmark(args.agent, args.suite, storage, seeds=optional_seeds(args.seeds),
                             agent_kwargs={**agent_config(args.agent_config), **parse_key_values(args.agent_arg)},
                             env_overrides=parse_key_values(args.env_arg), executor=executor(args),
-                            device=args.device, progress=not args.quiet, cache=args.cache, entries=args.entries)
+                            device=args.device, progress=not args.quiet, cache=args.cache, entries=args.entries,
+                            zero_shot=args.zero_shot, trained=args.trained)
     if storage != Path(args.out).resolve():
         from prune_gym.storage import write_atomic
 

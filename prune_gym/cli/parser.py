@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--cache", default=None, metavar="DIR",
                            help="recovered networks and entry references, shareable by benchmarks of one suite "
                                 "(default: STORAGE/cache)")
+    benchmark.add_argument("--zero-shot", action="store_true",
+                           help="transfer suites: the trained agent plays one deterministic episode per held-out entry "
+                                "(default: it learns for the entry's few-shot evaluations)")
+    benchmark.add_argument("--trained", default=None, metavar="DIR",
+                           help="transfer suites: where the agent's training on the train pairs is kept, one folder per seed "
+                                "(default OUT/trained; give the zero-shot and few-shot benchmarks the same one)")
     benchmark.add_argument("--device", default="cpu")
     benchmark.add_argument("--quiet", action="store_true")
     benchmark.set_defaults(handler=handlers.benchmark)

@@ -1,0 +1,125 @@
+"""The transfer track on tiny real tasks: the pair sampler's seeding, the budget observation, training on train pairs,
+zero-shot and few-shot runs on a held-out network, and the agents that cannot transfer."""
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import prune_gym
+from prune_gym.agent_api import transfers
+from prune_gym.benchmark import Entry, Recovery, Suite, get_suite, register_suite
+from prune_gym.benchmark.runner import run_benchmark
+from prune_gym.benchmark.suites import Transfer
+from prune_gym.cli import main
+from prune_gym.envs.sampler import PairSampler
+
+_PROXY = {"reward_samples": 100, "bn_recalibration": 50, "observation": "layer-budget"}
+_LENET = {"reward_samples": 100, "observation": "layer-budget"}  # LeNet-5 has no BatchNorm to recalibrate
+TINY_TRANSFER = register_suite(Suite(
+    "test-transfer-v0",
+    entries=(Entry("cnn5-digits", "LayerRate-v0", 0.5, episodes=3, env_kwargs=_PROXY),),
+    seeds=(0,), recovery=Recovery(steps=0, seeds=(0,)), filled_uniform=True,
+    transfer=Transfer(train=(Entry("lenet5-digits", "LayerRate-v0", 0.3, env_kwargs=_LENET),
+                             Entry("lenet5-digits", "LayerRate-v0", 0.6, env_kwargs=_LENET)), episodes=6),
+), overwrite=True)
+
+
+def _pairs(budgets=(0.3, 0.6), task="lenet5-digits"):
+    return [gym.make("LayerRate-v0", task=task, macs_budget=budget, reward_samples=50, observation="layer-budget")
+            for budget in budgets]
+
+
+def _drawn(sampler, seed, resets=12):
+    drawn = [sampler.reset(seed=seed)[1]["pair"]]
+    return drawn + [sampler.reset()[1]["pair"] for _ in range(resets - 1)]
+
+
+def test_the_pair_sampler_draws_the_same_pairs_for_the_same_seed():
+    sampler = PairSampler(_pairs(), names=["a", "b"])
+    first = _drawn(sampler, seed=7)
+    assert set(first) == {"a", "b"}  # 12 fair draws of two pairs: both appear (probability 1 - 2^-11)
+    assert _drawn(sampler, seed=7) == first  # a seeded reset restarts the draw
+    assert _drawn(PairSampler(_pairs(), names=["a", "b"]), seed=7) == first  # and so does a new sampler
+    assert _drawn(sampler, seed=8) != first
+    observation, info = sampler.reset(seed=7)
+    assert info["pair"] == first[0] and sampler.unwrapped.macs_budget == {"a": 0.3, "b": 0.6}[first[0]]
+    assert observation.shape == (13,) and observation[-2:].tolist() == pytest.approx([sampler.unwrapped.macs_budget, 1.0])
+    done, steps = False, 0
+    while not done:
+        observation, _, terminated, truncated, info = sampler.step(np.array([0.5], dtype=np.float32))
+        done, steps = terminated or truncated, steps + 1
+    assert info["pair"] == first[0] and steps == sampler.unwrapped.network.num_groups
+    sampler.close()
+
+
+def test_the_pair_sampler_refuses_pairs_with_other_spaces():
+    mixed = [*_pairs(budgets=(0.5,)), gym.make("FilterSelect-v0", task="lenet5-digits", reward_samples=50)]
+    with pytest.raises(ValueError, match="every pair needs the same spaces") as error:
+        PairSampler(mixed, names=["rates", "filters"])
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="one name per environment"):
+        PairSampler(_pairs(), names=["only-one"])
+
+
+def test_the_budget_observation_is_the_layer_embedding_and_the_budgets():
+    env = gym.make("LayerRate-v0", task="cnn5-digits", macs_budget=1.0, params_budget=0.4, reward_samples=50,
+                   observation="layer-budget")
+    layer = gym.make("LayerRate-v0", task="cnn5-digits", macs_budget=1.0, params_budget=0.4, reward_samples=50)
+    observation, _ = env.reset(seed=0)
+    plain, _ = layer.reset(seed=0)
+    assert env.observation_space.shape == (13,) and observation[:11].tolist() == plain.tolist()
+    assert observation[11:].tolist() == pytest.approx([1.0, 0.4])
+
+
+def test_policies_declare_that_they_transfer_and_searches_do_not():
+    assert transfers("ddpg") and transfers("sb3:SAC") and transfers("tianshou:SAC")
+    assert not any(transfers(agent) for agent in ("cma-es", "random-search", "tpe", "uniform", "global"))
+    transfer = get_suite("transfer-v0")
+    assert transfer.transfer is not None and {e.name for e in transfer.transfer.train}.isdisjoint(e.name for e in transfer.entries)
+    with pytest.raises(ValueError, match="holds out an entry it also trains on"):
+        Suite("bad-transfer-v0", entries=TINY_TRANSFER.transfer.train[:1], seeds=(0,), transfer=TINY_TRANSFER.transfer)
+
+
+def test_ddpg_trains_on_the_pairs_then_prunes_a_network_it_never_saw(tmp_path):
+    """Zero-shot: one deterministic episode on the held-out network, scored like every run; few-shot reuses the same
+    training and learns for the entry's evaluations; the training happened once, on both train pairs."""
+    trained = tmp_path / "trained"
+    agent_kwargs = {"warmup_episodes": 3}
+    zero = run_benchmark("ddpg", TINY_TRANSFER.name, tmp_path / "zero", agent_kwargs=agent_kwargs, zero_shot=True,
+                         trained=trained, progress=False)
+    assert zero["transfer"] == "zero-shot" and not zero["failed"], zero["failed"]
+    (run,) = zero["runs"]
+    assert run["entry"] == "cnn5-digits/LayerRate-0.5" and run["episodes"] == 1 and run["evaluations"] == 1
+    assert run["budget_met"] and run["macs_ratio"] <= 0.5 and np.isfinite(run["normalised"])
+    record = json.loads((trained / "seed-0" / "trained.json").read_text())
+    assert record["episodes"] == 6 and {step["pair"] for step in record["curve"]} <= {e.name for e in TINY_TRANSFER.transfer.train}
+    assert len(record["curve"]) == 6 and list(trained.glob("seed-0/agent*"))
+    stamp = (trained / "seed-0" / "trained.json").stat().st_mtime_ns
+    few = run_benchmark("ddpg", TINY_TRANSFER.name, tmp_path / "few", agent_kwargs=agent_kwargs, trained=trained,
+                        progress=False)
+    assert few["transfer"] == "few-shot" and not few["failed"], few["failed"]
+    assert few["runs"][0]["evaluations"] == 3 and (trained / "seed-0" / "trained.json").stat().st_mtime_ns == stamp
+    config = json.loads((tmp_path / "few" / "cnn5-digits_LayerRate-0.5" / "seed-0" / "config.json").read_text())
+    assert config["agent_state"] == str((trained / "seed-0" / "agent").resolve()) and not config["act_only"]
+
+
+def test_a_search_gets_the_few_shot_evaluations_from_scratch_and_no_zero_shot(tmp_path, capsys):
+    result = run_benchmark("random-search", TINY_TRANSFER.name, tmp_path / "random", progress=False)
+    assert result["transfer"] == "from scratch" and result["runs"][0]["evaluations"] == 3
+    assert not (tmp_path / "random" / "trained").exists()
+    assert main(["benchmark", "--agent", "cma-es", "--suite", TINY_TRANSFER.name, "--zero-shot", "--out",
+                 str(tmp_path / "cma"), "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "does not transfer" in error and "\n" not in error and not (tmp_path / "cma").exists()
+    assert main(["benchmark", "--agent", "ddpg", "--suite", "quick-v1", "--zero-shot", "--out", str(tmp_path / "q"),
+                 "--quiet"]) == 2
+    assert "has no transfer track" in capsys.readouterr().err
+
+
+def test_a_run_refuses_an_agent_state_that_is_not_there(tmp_path):
+    spec = prune_gym.RunSpec(task="lenet5-digits", agent="ddpg", episodes=1, agent_state=str(tmp_path / "nothing" / "agent"))
+    with pytest.raises(ValueError, match="no file starts with that prefix"):
+        prune_gym.run_search(spec, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
