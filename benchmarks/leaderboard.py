@@ -39,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from prune_gym.agent_api import transfers  # noqa: E402
 from prune_gym.benchmark import get_suite  # noqa: E402
 from prune_gym.benchmark.aggregate import MANIFEST, collect  # noqa: E402
 from prune_gym.benchmark.executors import LocalExecutor  # noqa: E402
@@ -97,6 +98,25 @@ AGENTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [  # (agent, agent kw
     ("sb3:SAC", {}, {}),
     ("tianshou:SAC", {}, {}),
 ]
+TRANSFER_AGENTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [  # a transfer suite's rows (those that transfer twice)
+    ("uniform", {}, {"criterion": "l1"}),
+    ("uniform", {}, {"criterion": "std"}),
+    ("random-search", {}, {}),
+    ("cma-es", {}, {}),
+    ("ddpg", {"warmup_episodes": 50}, {}),  # a quarter of the 200 training episodes
+    ("sb3:PPO", {}, {}),
+    ("sb3:SAC", {}, {}),
+    ("tianshou:SAC", {}, {}),
+]
+
+
+def rows(suite: Suite) -> list[tuple[str, dict[str, Any], dict[str, Any], bool]]:
+    """The leaderboard's rows of ``suite``: (agent, agent kwargs, env overrides, zero-shot). A transfer suite has a
+    zero-shot and a few-shot row for each agent that transfers, and a from-scratch row for the others."""
+    if suite.transfer is None:
+        return [(agent, kwargs, overrides, False) for agent, kwargs, overrides in AGENTS]
+    return [(agent, kwargs, overrides, zero_shot) for agent, kwargs, overrides in TRANSFER_AGENTS
+            for zero_shot in ((True, False) if transfers(agent) else (False,))]
 
 
 BLACK_BOX = ("random-search", "cma-es", "tpe")
@@ -121,25 +141,53 @@ def rl_versus_black_box(results: list[dict[str, Any]]) -> str:
             f"{black_box['aggregates']['iqm']:.3f} [{bb_low:.3f}, {bb_high:.3f}]), at the same number of reward evaluations.")
 
 
+def transfer_sentence(results: list[dict[str, Any]]) -> str:
+    """On a transfer suite: whether any learned policy, trained on the train pairs, beats the best black-box optimiser
+    at the same few-shot evaluations on the held-out pairs, and where the best zero-shot policy stands."""
+    def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        rows = [r for r in rows if "iqm" in r["aggregates"]]
+        return max(rows, key=lambda r: r["aggregates"]["iqm"]) if rows else None
+
+    def shown(row: dict[str, Any]) -> str:
+        low, high = row["aggregates"]["iqm_ci"]
+        return f"`{display_name(row)}` (IQM {row['aggregates']['iqm']:.3f} [{low:.3f}, {high:.3f}])"
+
+    few = best([r for r in results if r.get("transfer") == "few-shot"])
+    zero = best([r for r in results if r.get("transfer") == "zero-shot"])
+    black_box = best([r for r in results if r["agent"] in BLACK_BOX])
+    if few is None or black_box is None:
+        return ""
+    (low, high), (bb_low, bb_high) = few["aggregates"]["iqm_ci"], black_box["aggregates"]["iqm_ci"]
+    verdict = ("beats" if low > bb_high else "does not beat (it is below)" if high < bb_low else
+               "is not distinguishable from (the 95% intervals overlap)")
+    sentence = (f"**Transfer:** the best learned policy with the held-out pairs' few-shot evaluations, {shown(few)}, {verdict} "
+                f"the best black-box optimiser given the same evaluations from scratch, {shown(black_box)}.")
+    if zero is not None:
+        sentence += f" The best zero-shot policy (one episode, nothing learnt on the held-out pair) is {shown(zero)}."
+    return sentence
+
+
 def pending(results: list[dict[str, Any]]) -> str:
-    """A line naming the rows of AGENTS that have no results yet (a partial regeneration), with the command that adds them."""
-    done = {folder_name(result["agent"], result.get("env_overrides", {})) for result in results}
-    missing = [name for name in (folder_name(agent, overrides) for agent, _, overrides in AGENTS) if name not in done]
+    """A line naming the rows of the suite that have no results yet (a partial regeneration), with the command that adds them."""
+    suite = get_suite(results[0]["suite"]) if results else None
+    done = {folder_name(r["agent"], r.get("env_overrides", {}), r.get("transfer") == "zero-shot") for r in results}
+    missing = [name for name in (folder_name(a, o, z) for a, _, o, z in rows(suite)) if name not in done] if suite else []
     if not missing:
         return ""
     return (f"**Not yet measured on these checkpoints:** {', '.join(f'`{name}`' for name in missing)}. Add them with "
             f"`.venv/bin/python benchmarks/leaderboard.py --agents {' '.join(missing)} --out DIR` (then `--render-only`).")
 
 
-def folder_name(agent: str, env_overrides: dict[str, Any]) -> str:
-    return "-".join([agent.replace(":", "-"), *(f"{k}-{v}" for k, v in sorted(env_overrides.items()))])
+def folder_name(agent: str, env_overrides: dict[str, Any], zero_shot: bool = False) -> str:
+    return "-".join([agent.replace(":", "-"), *(f"{k}-{v}" for k, v in sorted(env_overrides.items())),
+                     *(["zero-shot"] if zero_shot else [])])
 
 
 def pin_checkpoints(suite: Suite, published_root: Path) -> None:
     """Every task of the suite on its published checkpoint (installed where the cache has none; the cached one published
     where none is yet). Exits with one line when the cache holds another checkpoint."""
     folder = published_root / "checkpoints"
-    for task in sorted({entry.task for entry in suite.entries}):
+    for task in sorted({entry.task for entry in (*suite.entries, *(suite.transfer.train if suite.transfer else ()))}):
         published, cached = folder / f"{task}.pt", get_task(task).checkpoint_path()
         if published.exists() and not cached.exists():
             import_checkpoint(task, published)
@@ -191,8 +239,8 @@ def agent_results(args: argparse.Namespace, suite: Suite, out: Path) -> list[dic
     """Each selected agent's results: benchmarked now (and published), or with ``--render-only`` collected from its run
     folder where there is one (and published), else the published file."""
     results = []
-    for agent, agent_kwargs, env_overrides in AGENTS:
-        name = folder_name(agent, env_overrides)
+    for agent, agent_kwargs, env_overrides, zero_shot in rows(suite):
+        name = folder_name(agent, env_overrides, zero_shot)
         folder = out / name
         if args.agents is not None and name not in args.agents:
             continue
@@ -205,13 +253,14 @@ def agent_results(args: argparse.Namespace, suite: Suite, out: Path) -> list[dic
                 results += [found] if (found := published(Path(args.publish), suite, "results", name)) else []
                 continue
             result["machine"] = machine()
-            tasks = sorted({e.task for e in suite.entries})
+            tasks = sorted({e.task for e in (*suite.entries, *(suite.transfer.train if suite.transfer else ()))})
             result["checkpoints"] = {task: file_sha256(get_task(task).checkpoint_path()) for task in tasks}
             write_atomic(folder / RESULTS, json.dumps(result, indent=2))
         else:
             try:
                 result = run_benchmark(agent, suite.name, folder, seeds=args.seeds, agent_kwargs=agent_kwargs,
-                                       env_overrides=env_overrides, executor=LocalExecutor(args.workers), cache=out / "cache")
+                                       env_overrides=env_overrides, executor=LocalExecutor(args.workers), cache=out / "cache",
+                                       zero_shot=zero_shot, trained=out / f"{folder_name(agent, env_overrides)}-trained")
             except ValueError as error:  # the agent fits no entry of the suite
                 print(f"{agent}: {error}", file=sys.stderr)
                 continue
@@ -226,7 +275,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--seeds", type=int, nargs="*", default=None)
     parser.add_argument("--agents", nargs="*", default=None,
-                        help="run only these rows of AGENTS (folder names, e.g. uniform-criterion-l1 ddpg); default all")
+                        help="run only these rows (folder names, e.g. uniform-criterion-l1 ddpg ddpg-zero-shot); default all")
     parser.add_argument("--render-only", action="store_true",
                         help="run nothing: render the runs scored so far in each agent's folder (incomplete agents show fewer runs)")
     parser.add_argument("--fidelity-random", type=int, default=16, help="random candidates per entry in the fidelity study")
@@ -241,16 +290,17 @@ def main() -> None:
     suite = get_suite(args.suite)
     out = Path(args.out)
     started = time.perf_counter()
-    unknown = set(args.agents or ()) - {folder_name(agent, overrides) for agent, _, overrides in AGENTS}
+    names = [folder_name(agent, overrides, zero_shot) for agent, _, overrides, zero_shot in rows(suite)]
+    unknown = set(args.agents or ()) - set(names)
     if unknown:
-        parser.error(f"unknown --agents {sorted(unknown)}: choose from {[folder_name(a, o) for a, _, o in AGENTS]}")
+        parser.error(f"unknown --agents {sorted(unknown)}: choose from {names}")
     host = machine()
     command = " ".join([".venv/bin/python", "benchmarks/leaderboard.py", *sys.argv[1:]])
     if not args.render_only:
         pin_checkpoints(suite, Path(args.publish))
     results = [] if args.update_fidelity else agent_results(args, suite, out)
     fidelity = []
-    for entry in suite.entries:
+    for entry in suite.entries if suite.transfer is None else ():  # a transfer suite's held-out protocol is cpu-v1's
         if args.fidelity_entries is not None and entry.name not in args.fidelity_entries:
             continue
         found = published(Path(args.publish), suite, "fidelity", entry.slug)
@@ -292,7 +342,12 @@ def main() -> None:
     run_hours = sum(result["aggregates"].get("benchmark_seconds", 0.0) for result in results) / 3600
     section = "\n".join([
         f"## Suite `{suite.name}`", "",
-        f"{suite.description}. Every agent gets the same number of reward evaluations per entry "
+        f"{suite.description}. "
+        + (f"Agents that transfer first learn for {suite.transfer.episodes} episodes on a pair sampler over the train pairs "
+           f"({', '.join(e.name for e in suite.transfer.train)}), once per seed; on each held-out entry a *zero-shot* row "
+           "plays one episode of that policy (deterministic, nothing learnt) and a *few-shot* row learns from it for the "
+           "entry's evaluations, which every other agent gets *from scratch*. " if suite.transfer else "")
+        + "Every agent gets the same number of reward evaluations per entry "
         f"({', '.join(f'{e.name}: {e.episodes}' for e in suite.entries)}), seeds {list(args.seeds or suite.seeds)}; the best "
         "budget-meeting network of each search is "
         + (f"fine-tuned {suite.recovery.steps} batches (seeds {list(suite.recovery.seeds)})" if suite.recovery.steps else
@@ -308,7 +363,7 @@ def main() -> None:
         "skip the FilterSelect-v0 entry; the per-entry table compares like with like).", "",
         render(results, compared), "",
         pending(results), "",
-        rl_versus_black_box(results), "",
+        rl_versus_black_box(results) if suite.transfer is None else transfer_sentence(results), "",
         "### Per entry", "",
         "Test score after recovery (the task's metric): mean +- standard deviation over seeds, with the test split's "
         "standard error. An entry *separates* agents when the best agent and uniform pruning differ by more than seed "
@@ -317,7 +372,9 @@ def main() -> None:
         f"![interval estimates]({figure_link}/interval_estimates.png)", "",
         f"![sample efficiency]({figure_link}/sample_efficiency.png)", "",
         f"![probability of improvement]({figure_link}/probability_of_improvement.png)", "",
-        fidelity_section(fidelity, suite),
+        fidelity_section(fidelity, suite) if suite.transfer is None else
+        "The held-out entries use cpu-v1's reward protocol (1000 BatchNorm-recalibrated reward images; 300 on the "
+        "digits); its proxy fidelity is measured there.\n",
         "### How this was made", "",
         f"`{command}` on {host['cpu']} ({host['cores']} cores, torch {host['torch']}, {args.workers} worker(s)), "
         f"{host['date']}: {hours:.2f} hours for this invocation (runs already scored in `{out}` are skipped). The "
