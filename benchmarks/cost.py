@@ -7,7 +7,8 @@ built-in agent of benchmarks/leaderboard.py) in at most 2 hours.
    ``--suite`` with all its seeds in a fresh folder and a fresh recovery cache (nothing reused), timed end to end;
    the runs' own records split the time into search and recovery + scoring;
 2. per published row of the leaderboard and in all, the run time its results record (``benchmark_seconds`` of every
-   run in ``leaderboard/<suite>/results/*.json``: search, recovery and scoring, what a one-worker regeneration pays).
+   run in ``leaderboard/<suite>/results/*.json``: search, recovery and scoring, what a one-worker regeneration pays),
+   and the wall time of ``--workers`` workers of one thread each on as many cores (run time / workers, an estimate).
 
 Prints each measurement beside its target and their ratio (<= 1 meets it).
 
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--agent", default="ddpg")
     parser.add_argument("--seeds", type=int, nargs="*", default=None, help="default: the suite's seeds")
     parser.add_argument("--publish", type=Path, default=ROOT / "leaderboard", help="where the leaderboard's results are published")
+    parser.add_argument("--workers", type=int, default=2, help="workers of the leaderboard's wall-time estimate (run time / workers)")
     parser.add_argument("--leaderboard-only", action="store_true", help="time no agent, only sum the published leaderboard")
     args = parser.parse_args()
     suite = get_suite(args.suite)
@@ -85,7 +87,9 @@ def main() -> None:
               f"ratio {minutes / AGENT_TARGET_MINUTES:.2f}")
     hours = sum(minutes for _, minutes in rows.values()) / 60
     print(f"{suite.name} leaderboard ({len(rows)} rows published, {sum(runs for runs, _ in rows.values())} runs): "
-          f"{hours:.2f} h of run time; target {LEADERBOARD_TARGET_HOURS:g} h, ratio {hours / LEADERBOARD_TARGET_HOURS:.2f}")
+          f"{hours:.2f} h of run time (one worker); with {args.workers} workers of one thread each, as the leaderboard "
+          f"script runs them: about {hours / args.workers:.2f} h of wall time; target {LEADERBOARD_TARGET_HOURS:g} h, "
+          f"ratio {hours / args.workers / LEADERBOARD_TARGET_HOURS:.2f}")
 
 
 if __name__ == "__main__":

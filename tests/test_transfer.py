@@ -2,6 +2,9 @@
 zero-shot and few-shot runs on a held-out network, and the agents that cannot transfer."""
 
 import json
+import re
+import shlex
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -123,3 +126,30 @@ def test_a_run_refuses_an_agent_state_that_is_not_there(tmp_path):
     with pytest.raises(ValueError, match="no file starts with that prefix"):
         prune_gym.run_search(spec, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def _readme_transfer_blocks(language):
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("\n## The transfer track (`transfer-v0`)\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_the_readme_transfer_agent_takes_part_through_the_cli(tmp_path, monkeypatch):
+    """The README's third-party agent, from its file, through the README's commands on a small transfer suite: trained
+    once on the train pairs, zero-shot and few-shot on the held-out network, beside CMA-ES from scratch."""
+    (agent_code,) = _readme_transfer_blocks("python")
+    (commands,) = _readme_transfer_blocks("bash")
+    (tmp_path / "depth_profile.py").write_text(agent_code)
+    monkeypatch.chdir(tmp_path)
+    for command in commands.strip().splitlines():
+        words = shlex.split(command.replace("transfer-v0", TINY_TRANSFER.name))
+        assert words[0] == "prune-gym" and main([*words[1:], "--quiet"]) == 0, command
+    zero, few, cma = (json.loads((tmp_path / "results" / name / "results.json").read_text())
+                      for name in ("depth-zero", "depth-few", "cma-es"))
+    assert (zero["transfer"], few["transfer"], cma["transfer"]) == ("zero-shot", "few-shot", "from scratch")
+    assert [run["evaluations"] for run in (*zero["runs"], *few["runs"], *cma["runs"])] == [1, 3, 3]
+    trained = json.loads((tmp_path / "results" / "depth-trained" / "seed-0" / "trained.json").read_text())
+    state = json.loads((tmp_path / "results" / "depth-trained" / "seed-0" / "agent").read_text())
+    assert trained["agent"].endswith("depth_profile.py:DepthProfileAgent") and len(trained["curve"]) == 6
+    assert set(state["best_returns"]) == {"0.3", "0.6"}  # it learnt on both train budgets, as the observation gives them
+    assert zero["runs"][0]["budget_met"] and few["runs"][0]["budget_met"]

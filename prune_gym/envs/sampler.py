@@ -18,7 +18,7 @@ refuses pairs whose spaces differ).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
@@ -66,7 +66,7 @@ class PairSampler(gym.Wrapper):
         observation, info = self.env.reset(seed=seed, options=options)
         return observation, {**info, "pair": self.names[self.pair]}
 
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         observation, reward, terminated, truncated, info = self.env.step(action)
         return observation, reward, terminated, truncated, {**info, "pair": self.names[self.pair]}
 
