@@ -367,7 +367,10 @@ def main() -> None:
         "### Per entry", "",
         "Test score after recovery (the task's metric): mean +- standard deviation over seeds, with the test split's "
         "standard error. An entry *separates* agents when the best agent and uniform pruning differ by more than seed "
-        "spread plus standard error, either way (\"uniform ahead\": no agent reaches the best uniform row).", "",
+        "spread plus standard error, either way (\"uniform ahead\": no agent reaches the best uniform row). Where no "
+        "uniform row fits an entry (the uniform agents act in LayerRate-v0 only), the best agent is compared with the "
+        "entry's reference, the suite's uniform pruning at the same budget after the same recovery (the normalised "
+        "score's 0; \"vs reference\").", "",
         render_entries(results), "",
         f"![interval estimates]({figure_link}/interval_estimates.png)", "",
         f"![sample efficiency]({figure_link}/sample_efficiency.png)", "",

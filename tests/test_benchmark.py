@@ -368,3 +368,20 @@ def test_one_mask_recovers_to_the_same_test_score_and_images_every_time(tmp_path
     first, second = (RecoveryScorer("lenet5-digits", Recovery(steps=15, seeds=(0, 1)), RecoveryCache(tmp_path / name)).score(keep)
                      for name in ("a", "b"))
     assert first == second and first.test_correct is not None and len(set(first.test_scores)) == 2, (first, second)
+
+
+def test_an_entry_no_uniform_row_fits_is_compared_with_its_reference():
+    """FilterSelect-v0 entries have no uniform row (the uniform agents act in LayerRate-v0): the per-entry verdict
+    compares the best agent with the reference every run records, beyond seed spread plus the test SE or not."""
+    from prune_gym.benchmark.leaderboard import render_entries
+
+    def result(agent, scores, uniform_reference):
+        runs = [{"entry": "net/FilterSelect-0.3", "seed": seed, "test_score": score, "test_standard_error": 0.004,
+                 "references": {"uniform_test_score": uniform_reference}} for seed, score in enumerate(scores)]
+        return {"agent": agent, "runs": runs}
+
+    far = render_entries([result("ddpg", [0.26, 0.27, 0.25], 0.20), result("sb3:SAC", [0.24, 0.25, 0.25], 0.20)])
+    row = next(line for line in far.splitlines() if line.startswith("| net/FilterSelect-0.3"))
+    assert row.endswith("| +0.0600 | 0.0122 | yes (vs reference) |"), row
+    near = render_entries([result("ddpg", [0.21, 0.20, 0.19], 0.20)])
+    assert next(line for line in near.splitlines() if line.startswith("| net/")).endswith("| no (vs reference) |")

@@ -242,7 +242,9 @@ def render(results: list[dict[str, Any]], compared: list[dict[str, Any]] | None 
 def render_entries(results: list[dict[str, Any]]) -> str:
     """Markdown: per entry, each agent's test score after recovery (mean +- std over seeds, test standard error), and
     whether the entry separates agents: the best agent and the best uniform row differ by more than the larger seed
-    standard deviation plus the larger test standard error ("yes, uniform ahead" where uniform pruning is the better)."""
+    standard deviation plus the larger test standard error ("yes, uniform ahead" where uniform pruning is the better).
+    An entry no uniform row fits (FilterSelect-v0) is compared with its reference, the suite's uniform pruning at the
+    same budget after the same recovery, which every run records."""
     entries = sorted({run["entry"] for result in results for run in result["runs"]})
     names = [display_name(result) for result in results]
     lines = ["| entry | " + " | ".join(names) + " | best minus uniform | seed std + test SE | separates |",
@@ -258,12 +260,18 @@ def render_entries(results: list[dict[str, Any]]) -> str:
             stats[name] = (scores.mean(), scores.std(), float(np.mean(errors)), result["agent"] == BASELINE)
             cells.append(f"{scores.mean():.4f} +- {scores.std():.4f} (SE {np.mean(errors):.4f}, n={len(scores)})")
         uniform = [value for value in stats.values() if value[3]]
+        references = [run["references"]["uniform_test_score"] for result in results for run in result["runs"]
+                      if run["entry"] == entry and isinstance(run.get("references"), dict)]
+        if not uniform and references:  # no uniform row fits the entry: its reference, the suite's uniform pruning
+            uniform = [(float(np.mean(references)), 0.0, 0.0, True)]
+            stats["reference"] = uniform[0]
         if uniform and len(stats) > len(uniform):
             best_uniform = max(uniform, key=lambda value: value[0])
             best = max((value for value in stats.values() if not value[3]), key=lambda value: value[0])
             noise = max(best[1], best_uniform[1]) + max(best[2], best_uniform[2])
             gap = best[0] - best_uniform[0]
             verdict = "no" if abs(gap) <= noise else "yes" if gap > 0 else "yes, uniform ahead"
+            verdict += " (vs reference)" if "reference" in stats else ""
             cells += [f"{gap:+.4f}", f"{noise:.4f}", verdict]
         else:
             cells += ["-", "-", "-"]
