@@ -26,15 +26,17 @@ _PUBLIC = {
                           "list_importance_criteria", "register_importance"],
     "prune_gym.tasks": ["Task", "build_model", "get_metric", "get_task", "list_datasets", "list_metrics", "list_models", "list_tasks",
                         "register_dataset", "register_metric", "register_model", "register_task"],
-    "prune_gym.benchmark.suites": ["Entry", "Recovery", "Suite", "get_suite", "list_suites", "register_suite"],
+    "prune_gym.envs.sampler": ["PairSampler"],
+    "prune_gym.benchmark.suites": ["Entry", "Recovery", "Suite", "Transfer", "get_suite", "list_suites", "register_suite"],
     "prune_gym.runs": ["RunFolder", "RunSpec"],
     "prune_gym.search": ["resume_search", "run_search"],
 }
 _WHERE = {name: module for module, names in _PUBLIC.items() for name in names}
 
 if TYPE_CHECKING:
-    from prune_gym.benchmark.suites import Entry, Recovery, Suite, get_suite, list_suites, register_suite
+    from prune_gym.benchmark.suites import Entry, Recovery, Suite, Transfer, get_suite, list_suites, register_suite
     from prune_gym.envs import FilterSelectEnv, LayerRateEnv, PruningEnv, environment_class, list_environments
+    from prune_gym.envs.sampler import PairSampler
     from prune_gym.observations import Observation, get_observation, list_observations, register_observation
     from prune_gym.pruning import (
         ImportanceRanking,

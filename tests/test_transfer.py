@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 import prune_gym
+from prune_gym import PairSampler
 from prune_gym.agent_api import transfers
-from prune_gym.benchmark import Entry, Recovery, Suite, get_suite, register_suite
+from prune_gym.benchmark import Entry, Recovery, Suite, Transfer, get_suite, register_suite
 from prune_gym.benchmark.runner import run_benchmark
-from prune_gym.benchmark.suites import Transfer
 from prune_gym.cli import main
-from prune_gym.envs.sampler import PairSampler
 
 _PROXY = {"reward_samples": 100, "bn_recalibration": 50, "observation": "layer-budget"}
 _LENET = {"reward_samples": 100, "observation": "layer-budget"}  # LeNet-5 has no BatchNorm to recalibrate
