@@ -152,3 +152,31 @@ def test_the_readme_transfer_agent_takes_part_through_the_cli(tmp_path, monkeypa
     assert trained["agent"].endswith("depth_profile.py:DepthProfileAgent") and len(trained["curve"]) == 6
     assert set(state["best_returns"]) == {"0.3", "0.6"}  # it learnt on both train budgets, as the observation gives them
     assert zero["runs"][0]["budget_met"] and few["runs"][0]["budget_met"]
+
+
+def test_a_replay_buffer_moves_to_a_network_with_fewer_groups_keeping_its_newest_transitions():
+    """AMC's DDPG holds 100 episodes of the network's length: trained on ResNet-20 (12 groups), its 1200 transitions
+    do not fit CNN5's 500. The newest that fit are kept, oldest first; a buffer of the same size is restored exactly."""
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    from agents.sb3.adapter import _restore_buffer
+
+    space = gym.spaces.Box(0.0, 1.0, (1,), dtype=np.float32)
+
+    def buffer(size):
+        return ReplayBuffer(size, space, space, device="cpu")
+
+    trained = buffer(6)
+    for step in range(9):  # a full ring: positions hold steps 6, 7, 8, 3, 4, 5 and the next write goes to 3
+        value = np.array([[step]], dtype=np.float32)
+        trained.add(value, value, value, np.array([step]), np.array([False]), [{}])
+    saved = {"observations": trained.observations.copy(), "rewards": trained.rewards.copy()}
+    same = buffer(6)
+    _restore_buffer(same, saved, trained.pos, trained.full)
+    assert same.pos == 3 and same.full and same.rewards[:, 0].tolist() == [6, 7, 8, 3, 4, 5]
+    smaller = buffer(4)
+    _restore_buffer(smaller, saved, trained.pos, trained.full)
+    assert smaller.rewards[:, 0].tolist() == [5, 6, 7, 8] and smaller.pos == 0 and smaller.full
+    larger = buffer(10)
+    _restore_buffer(larger, saved, trained.pos, trained.full)
+    assert larger.rewards[:6, 0].tolist() == [3, 4, 5, 6, 7, 8] and larger.pos == 6 and not larger.full

@@ -167,6 +167,26 @@ def _sb3_action_spaces(algorithm: str) -> tuple[type[gym.Space], ...]:
     return tuple(supported)
 
 
+def _restore_buffer(buffer: ReplayBuffer, saved: dict[str, np.ndarray], pos: int, full: bool) -> None:
+    """Put the transitions a replay buffer saved (its arrays up to its size, its ``pos`` and ``full``) into ``buffer``.
+
+    Into a buffer of the same capacity, exactly as they were (a resumed run continues as an uninterrupted one). A
+    buffer sized for another environment (AMC's DDPG holds 100 episodes of the network's length: a transfer to a
+    network with fewer groups) gets the newest transitions that fit, oldest first.
+    """
+    length = len(next(iter(saved.values()))) if saved else 0
+    if length <= buffer.buffer_size and (length == buffer.buffer_size or not full):
+        for name, values in saved.items():
+            getattr(buffer, name)[:length] = values
+        buffer.pos, buffer.full = pos, full
+        return
+    order = np.roll(np.arange(length), -pos) if full else np.arange(length)  # oldest first
+    kept = order[-buffer.buffer_size:]
+    for name, values in saved.items():
+        getattr(buffer, name)[: len(kept)] = values[kept]
+    buffer.pos, buffer.full = len(kept) % buffer.buffer_size, len(kept) == buffer.buffer_size
+
+
 class SB3Agent(BaseAgent):
     """``algorithm`` (``PPO``, ``A2C``, ``SAC``, ``TD3``, ``DDPG``, ``DQN``, ...) from stable-baselines3 on a prune_gym env.
 
@@ -268,9 +288,7 @@ class SB3Agent(BaseAgent):
         buffer = getattr(self.model, "replay_buffer", None)
         if isinstance(buffer, ReplayBuffer):
             with np.load(path.with_suffix(".buffer.npz"), allow_pickle=False) as archive:
-                for name in _BUFFER_ARRAYS:
-                    if name in archive.files:
-                        getattr(buffer, name)[: len(archive[name])] = archive[name]
-                buffer.pos, buffer.full = int(archive["pos"]), bool(archive["full"])
+                _restore_buffer(buffer, {name: archive[name] for name in _BUFFER_ARRAYS if name in archive.files},
+                                int(archive["pos"]), bool(archive["full"]))
         self.load_state_dict(json.loads(path.with_suffix(".json").read_text()))
 
