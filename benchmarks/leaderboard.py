@@ -167,6 +167,43 @@ def transfer_sentence(results: list[dict[str, Any]]) -> str:
     return sentence
 
 
+def training_curves(suite: Suite, out: Path, published_root: Path) -> str:
+    """On a transfer suite: each agent's training on the train pairs (``<out>/<agent>-trained/seed-*/trained.json``,
+    published as ``<published_root>/<suite>/trained/<agent>.json``), drawn as the reward-split score of each episode,
+    mean over seeds, in windows of 20 episodes (``training.png``); the markdown that shows it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    folder = published_root / suite.name / "trained"
+    for agent, _, overrides in TRANSFER_AGENTS:
+        name = folder_name(agent, overrides)
+        records = [json.loads(path.read_text()) for path in sorted((out / f"{name}-trained").glob("seed-*/trained.json"))]
+        if records:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(folder / f"{name}.json", json.dumps(records))
+    published_curves = {path.stem: json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))}
+    if not published_curves:
+        return ""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    window = 20
+    for name, records in published_curves.items():
+        length = min(len(record["curve"]) for record in records)
+        scores = np.array([[step["score"] for step in record["curve"][:length]] for record in records]).mean(axis=0)
+        windows = scores[: length // window * window].reshape(-1, window).mean(axis=1)
+        axis.plot(np.arange(1, len(windows) + 1) * window, windows, marker="o", label=f"{name} ({len(records)} seeds)")
+    axis.set_xlabel("training episode (pairs drawn at random)")
+    axis.set_ylabel(f"reward-split score, mean of {window} episodes")
+    axis.legend(frameon=False, fontsize="small")
+    for suffix in (".png", ".pdf"):
+        figure.savefig(published_root / suite.name / f"training{suffix}", bbox_inches="tight", dpi=150)
+    plt.close(figure)
+    return ("Training on the train pairs (`leaderboard/" + suite.name + "/trained/`: every episode's pair, return, "
+            "reward-split score and MACs kept, per seed):\n\n![training](TRAINING/training.png)\n")
+
+
 def pending(results: list[dict[str, Any]]) -> str:
     """A line naming the rows of the suite that have no results yet (a partial regeneration), with the command that adds them."""
     suite = get_suite(results[0]["suite"]) if results else None
@@ -338,6 +375,7 @@ def main() -> None:
         Path(args.output).resolve().parent) else figures.resolve()
     compared = improvements(results, progress=True)
     plot_leaderboard(results, figures, compared)
+    training = training_curves(suite, out, Path(args.publish)).replace("TRAINING", str(figure_link)) if suite.transfer else ""
     hours = (time.perf_counter() - started) / 3600
     run_hours = sum(result["aggregates"].get("benchmark_seconds", 0.0) for result in results) / 3600
     section = "\n".join([
@@ -374,6 +412,7 @@ def main() -> None:
         render_entries(results), "",
         f"![interval estimates]({figure_link}/interval_estimates.png)", "",
         f"![sample efficiency]({figure_link}/sample_efficiency.png)", "",
+        training,
         f"![probability of improvement]({figure_link}/probability_of_improvement.png)", "",
         fidelity_section(fidelity, suite) if suite.transfer is None else
         "The held-out entries use cpu-v1's reward protocol (1000 BatchNorm-recalibrated reward images; 300 on the "
