@@ -180,3 +180,29 @@ def test_a_replay_buffer_moves_to_a_network_with_fewer_groups_keeping_its_newest
     larger = buffer(10)
     _restore_buffer(larger, saved, trained.pos, trained.full)
     assert larger.rewards[:6, 0].tolist() == [3, 4, 5, 6, 7, 8] and larger.pos == 6 and not larger.full
+
+
+def test_the_leaderboard_script_renders_a_transfer_section(tmp_path, monkeypatch):
+    """benchmarks/leaderboard.py on a small transfer suite: zero-shot and few-shot rows for DDPG, a from-scratch row
+    for random search and uniform pruning, the sentence on transfer and the published training curves."""
+    import importlib.util
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "leaderboard.py"
+    spec = importlib.util.spec_from_file_location("leaderboard_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [module.folder_name(agent, overrides, zero) for agent, _, overrides, zero in module.rows(TINY_TRANSFER)]
+    assert {"ddpg", "ddpg-zero-shot", "cma-es", "uniform-criterion-l1"} <= set(rows) and "cma-es-zero-shot" not in rows
+    output, publish = tmp_path / "LEADERBOARD.md", tmp_path / "published"
+    monkeypatch.setattr(sys, "argv", ["leaderboard.py", "--suite", TINY_TRANSFER.name, "--out", str(tmp_path / "runs"),
+                                      "--publish", str(publish), "--output", str(output),
+                                      "--agents", "uniform-criterion-l1", "random-search", "ddpg", "ddpg-zero-shot"])
+    module.main()
+    section = output.read_text()
+    assert "| ddpg warmup_episodes=50 zero-shot |" in section and "| ddpg warmup_episodes=50 few-shot |" in section
+    assert "| random-search from scratch |" in section and "**Transfer:** the best learned policy" in section
+    assert "Agents that transfer first learn for 6 episodes" in section and "### Proxy fidelity" not in section
+    (curves,) = json.loads((publish / TINY_TRANSFER.name / "trained" / "ddpg.json").read_text())
+    assert len(curves["curve"]) == 6 and (publish / TINY_TRANSFER.name / "training.png").exists()
+    assert "![training]" in section
