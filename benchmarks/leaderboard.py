@@ -395,7 +395,7 @@ def main() -> None:
         + (" (using the whole budget: channels given back while it still holds)" if suite.filled_uniform else "")
         + " after the same recovery, 1 = the unpruned network. IQM, mean and optimality gap with 95% confidence intervals "
         + ("that resample the test images (paired with the references), the recovery seeds and the seeds"
-           if all(r["aggregates"].get("interval_noise", "seeds") != "seeds" for r in results) else
+           if all(r["aggregates"].get("interval_noise", "seeds") != "seeds" for r in results if "iqm" in r["aggregates"]) else
            "from rliable's stratified bootstrap over seeds")
         + ", over the entries each agent fits (`entries`: agents that act only in LayerRate-v0 "
         "skip the FilterSelect-v0 entry; the per-entry table compares like with like).", "",

@@ -206,3 +206,12 @@ def test_the_leaderboard_script_renders_a_transfer_section(tmp_path, monkeypatch
     (curves,) = json.loads((publish / TINY_TRANSFER.name / "trained" / "ddpg.json").read_text())
     assert len(curves["curve"]) == 6 and (publish / TINY_TRANSFER.name / "training.png").exists()
     assert "![training]" in section
+
+
+def test_a_tianshou_policy_trained_on_the_sampler_loads_on_a_held_out_network(tmp_path):
+    """tianshou keeps the steps' infos in its buffer: the sampler's ``pair`` (a string) must stay out of it, or the
+    saved state, read without pickle, cannot be loaded on the held-out entry."""
+    result = run_benchmark("tianshou:SAC", TINY_TRANSFER.name, tmp_path / "sac", agent_kwargs={"warmup_episodes": 2},
+                           zero_shot=True, progress=False)
+    assert not result["failed"], result["failed"]
+    assert result["runs"][0]["budget_met"] and result["runs"][0]["evaluations"] == 1

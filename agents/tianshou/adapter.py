@@ -205,12 +205,13 @@ def algorithm_spec(name: str) -> tuple[str, TianshouAlgorithm]:
 
 
 class _StepInfoOnly(gym.Wrapper):
-    """Keeps only the info keys every step has: tianshou stacks infos into arrays, and the
-    end-of-episode extras (masks, lists) would become NaN-padded objects in its buffer."""
+    """Keeps only the numeric info keys every step has: tianshou stacks infos into arrays, and the
+    end-of-episode extras (masks, lists) and strings (a pair sampler's ``pair``) would become objects in its buffer,
+    which its saved state (read without pickle) cannot hold."""
 
     def reset(self, **kwargs: Any):
         observation, info = self.env.reset(**kwargs)
-        self._keys = tuple(key for key, value in info.items() if np.isscalar(value))
+        self._keys = tuple(key for key, value in info.items() if np.isscalar(value) and not isinstance(value, (str, bytes)))
         return observation, {key: info[key] for key in self._keys}
 
     def step(self, action: Any):
