@@ -215,3 +215,15 @@ def test_a_tianshou_policy_trained_on_the_sampler_loads_on_a_held_out_network(tm
                            zero_shot=True, progress=False)
     assert not result["failed"], result["failed"]
     assert result["runs"][0]["budget_met"] and result["runs"][0]["evaluations"] == 1
+
+
+def test_a_run_that_failed_before_it_started_is_retried(tmp_path):
+    """A run that failed before its search started (a held-out agent whose trained state did not load) leaves only its
+    failed.json; the next benchmark runs it instead of refusing a folder that is not empty."""
+    out = tmp_path / "random"
+    folder = out / TINY_TRANSFER.entries[0].slug / "seed-0"
+    folder.mkdir(parents=True)
+    (folder / "failed.json").write_text(json.dumps({"entry": TINY_TRANSFER.entries[0].name, "seed": 0, "agent": "random-search",
+                                                     "status": "failed", "error": "RunError: cannot load agent_state"}))
+    result = run_benchmark("random-search", TINY_TRANSFER.name, out, progress=False)
+    assert not result["failed"] and len(result["runs"]) == 1 and not (folder / "failed.json").exists()

@@ -136,6 +136,9 @@ def run_job(job: Job) -> dict[str, Any]:
         (job.run_dir / "failed.json").unlink(missing_ok=True)
         return scored
     started = time.perf_counter()
+    failed = job.run_dir / "failed.json"
+    if failed.exists() and not (job.run_dir / "config.json").exists():  # an earlier try failed before its run started
+        failed.unlink()
     try:
         suite = get_suite(job.suite)
         summary = run_search(job.spec, job.run_dir, progress=False, plots=False)
