@@ -204,6 +204,12 @@ def training_curves(suite: Suite, out: Path, published_root: Path) -> str:
             "reward-split score and MACs kept, per seed):\n\n![training](TRAINING/training.png)\n")
 
 
+def training_hours(suite: Suite, published_root: Path) -> float:
+    """The hours of every published training of a transfer suite (``trained/*.json``)."""
+    folder = published_root / suite.name / "trained"
+    return sum(record["seconds"] for path in folder.glob("*.json") for record in json.loads(path.read_text())) / 3600
+
+
 def pending(results: list[dict[str, Any]]) -> str:
     """A line naming the rows of the suite that have no results yet (a partial regeneration), with the command that adds them."""
     suite = get_suite(results[0]["suite"]) if results else None
@@ -289,7 +295,8 @@ def agent_results(args: argparse.Namespace, suite: Suite, out: Path) -> list[dic
             if not result["runs"] and not result["failed"]:  # started, nothing scored yet: still to run
                 results += [found] if (found := published(Path(args.publish), suite, "results", name)) else []
                 continue
-            result["machine"] = machine()
+            previous = json.loads((folder / RESULTS).read_text()) if (folder / RESULTS).exists() else {}
+            result["machine"] = previous.get("machine") or machine()  # what measured the runs, not what renders them
             tasks = sorted({e.task for e in (*suite.entries, *(suite.transfer.train if suite.transfer else ()))})
             result["checkpoints"] = {task: file_sha256(get_task(task).checkpoint_path()) for task in tasks}
             write_atomic(folder / RESULTS, json.dumps(result, indent=2))
@@ -422,6 +429,8 @@ def main() -> None:
         f"{host['date']}: {hours:.2f} hours for this invocation (runs already scored in `{out}` are skipped). The "
         f"{sum(len(r['runs']) for r in results)} runs took {run_hours:.2f} hours of run time in all (search, recovery and "
         "scoring, one torch thread each; summed from their `benchmark_seconds`)."
+        + (f" Training on the train pairs took {training_hours(suite, Path(args.publish)):.2f} hours more (one torch thread "
+           "each; summed from the `seconds` of every published training)." if suite.transfer else "")
         + (" Rendered with `--render-only` from the runs scored so far (the run folders where they exist, else the published "
            "results): an agent with fewer than "
            f"{len(list(args.seeds or suite.seeds))} runs per entry it fits is incomplete." if args.render_only else ""), "",
