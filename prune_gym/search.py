@@ -99,7 +99,7 @@ def resolve_spec(spec: RunSpec) -> RunSpec:
         state = Path(spec.agent_state)
         if not any(state.parent.glob(f"{state.name}*")):
             raise ValueError(f"agent_state {spec.agent_state!r}: no file starts with that prefix; give the path an agent's "
-                             "save(path) was called with (e.g. a transfer track's train/seed-N/agent)")
+                             "save(path) was called with (e.g. a transfer benchmark's trained/seed-N/agent)")
     cls = environment_class(spec.env)
     defaults = environment_defaults(cls)
     unknown = sorted(set(spec.env_kwargs) - set(defaults))
