@@ -123,45 +123,46 @@ BLACK_BOX = ("random-search", "cma-es", "tpe")
 FIXED = ("uniform", "global")
 
 
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row with the highest IQM (None: no row has one)."""
+    rows = [r for r in rows if "iqm" in r["aggregates"]]
+    return max(rows, key=lambda r: r["aggregates"]["iqm"]) if rows else None
+
+
+def shown(row: dict[str, Any]) -> str:
+    """```name` (IQM x [low, high])``."""
+    low, high = row["aggregates"]["iqm_ci"]
+    return f"`{display_name(row)}` (IQM {row['aggregates']['iqm']:.3f} [{low:.3f}, {high:.3f}])"
+
+
+def verdict(row: dict[str, Any], other: dict[str, Any]) -> str:
+    """Whether ``row`` beats ``other`` by their IQM intervals: beats, is below, or overlaps."""
+    (low, high), (other_low, other_high) = row["aggregates"]["iqm_ci"], other["aggregates"]["iqm_ci"]
+    return ("beats" if low > other_high else "does not beat (it is below)" if high < other_low else
+            "is not distinguishable from (the 95% intervals overlap)")
+
+
 def rl_versus_black_box(results: list[dict[str, Any]]) -> str:
     """One sentence: the best RL agent against the best black-box optimiser, by IQM and whether their intervals overlap."""
-    def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-        rows = [r for r in rows if "iqm" in r["aggregates"]]
-        return max(rows, key=lambda r: r["aggregates"]["iqm"]) if rows else None
-
-    rl = best([r for r in results if r["agent"] not in BLACK_BOX + FIXED])
-    black_box = best([r for r in results if r["agent"] in BLACK_BOX])
+    rl = best_row([r for r in results if r["agent"] not in BLACK_BOX + FIXED])
+    black_box = best_row([r for r in results if r["agent"] in BLACK_BOX])
     if rl is None or black_box is None:
         return ""
-    (rl_low, rl_high), (bb_low, bb_high) = rl["aggregates"]["iqm_ci"], black_box["aggregates"]["iqm_ci"]
-    verdict = ("beats" if rl_low > bb_high else "does not beat" if rl_high < bb_low else
-               "is not distinguishable from (the 95% intervals overlap)")
-    return (f"**RL against black-box optimisers:** the best RL agent, `{display_name(rl)}` (IQM {rl['aggregates']['iqm']:.3f} "
-            f"[{rl_low:.3f}, {rl_high:.3f}]), {verdict} the best black-box optimiser, `{display_name(black_box)}` (IQM "
-            f"{black_box['aggregates']['iqm']:.3f} [{bb_low:.3f}, {bb_high:.3f}]), at the same number of reward evaluations.")
+    return (f"**RL against black-box optimisers:** the best RL agent, {shown(rl)}, {verdict(rl, black_box)} the best "
+            f"black-box optimiser, {shown(black_box)}, at the same number of reward evaluations.")
 
 
 def transfer_sentence(results: list[dict[str, Any]]) -> str:
     """On a transfer suite: whether any learned policy, trained on the train pairs, beats the best black-box optimiser
     at the same few-shot evaluations on the held-out pairs, and where the best zero-shot policy stands."""
-    def best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-        rows = [r for r in rows if "iqm" in r["aggregates"]]
-        return max(rows, key=lambda r: r["aggregates"]["iqm"]) if rows else None
-
-    def shown(row: dict[str, Any]) -> str:
-        low, high = row["aggregates"]["iqm_ci"]
-        return f"`{display_name(row)}` (IQM {row['aggregates']['iqm']:.3f} [{low:.3f}, {high:.3f}])"
-
-    few = best([r for r in results if r.get("transfer") == "few-shot"])
-    zero = best([r for r in results if r.get("transfer") == "zero-shot"])
-    black_box = best([r for r in results if r["agent"] in BLACK_BOX])
+    few = best_row([r for r in results if r.get("transfer") == "few-shot"])
+    zero = best_row([r for r in results if r.get("transfer") == "zero-shot"])
+    black_box = best_row([r for r in results if r["agent"] in BLACK_BOX])
     if few is None or black_box is None:
         return ""
-    (low, high), (bb_low, bb_high) = few["aggregates"]["iqm_ci"], black_box["aggregates"]["iqm_ci"]
-    verdict = ("beats" if low > bb_high else "does not beat (it is below)" if high < bb_low else
-               "is not distinguishable from (the 95% intervals overlap)")
-    sentence = (f"**Transfer:** the best learned policy with the held-out pairs' few-shot evaluations, {shown(few)}, {verdict} "
-                f"the best black-box optimiser given the same evaluations from scratch, {shown(black_box)}.")
+    sentence = (f"**Transfer:** the best learned policy with the held-out pairs' few-shot evaluations, {shown(few)}, "
+                f"{verdict(few, black_box)} the best black-box optimiser given the same evaluations from scratch, "
+                f"{shown(black_box)}.")
     if zero is not None:
         sentence += f" The best zero-shot policy (one episode, nothing learnt on the held-out pair) is {shown(zero)}."
     return sentence
