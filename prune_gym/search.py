@@ -325,7 +325,7 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
                                evaluations_offset=last.evaluations if last else 0, seconds_offset=last.seconds if last else 0.0,
                                max_episodes=spec.episodes, max_evaluations=spec.max_evaluations)
     agent = make_agent(spec.agent, recorder, seed=spec.seed, **spec.agent_kwargs)
-    if spec.agent_state is not None:  # a checkpoint, when there is one, replaces it below
+    if spec.agent_state is not None and (not resume or folder.current_checkpoint() is None):  # else the checkpoint's
         try:
             agent.load(spec.agent_state)
         except Exception as error:
@@ -371,14 +371,14 @@ def _search(folder: RunFolder, spec: RunSpec, resume: bool, progress: bool, stop
     return summary
 
 
-def play_episode(env: gym.Env, agent: Any, seed: int | None = None) -> float:
-    """One episode of ``agent.predict(observation, deterministic=True)`` on ``env`` (nothing learnt); returns its return."""
+def play_episode(env: gym.Env, agent: Any, seed: int | None = None) -> None:
+    """One episode of ``agent.predict(observation, deterministic=True)`` on ``env``: nothing is learnt (the search's
+    recorder wrapper records it)."""
     observation, _ = env.reset(seed=seed)
-    total, done = 0.0, False
+    done = False
     while not done:
-        observation, reward, terminated, truncated, _ = env.step(agent.predict(observation, deterministic=True))
-        total, done = total + float(reward), terminated or truncated
-    return total
+        observation, _, terminated, truncated, _ = env.step(agent.predict(observation, deterministic=True))
+        done = terminated or truncated
 
 
 def uniform_pruning(env: Any) -> dict[str, Any]:

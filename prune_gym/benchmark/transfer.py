@@ -21,11 +21,12 @@ from typing import Any
 
 from filelock import FileLock
 
-from prune_gym.agent_api import compatible_environment, make_agent
+from prune_gym.agent_api import make_agent
 from prune_gym.benchmark.suites import get_suite
 from prune_gym.envs.sampler import PairSampler
 from prune_gym.errors import RunError
 from prune_gym.runs import EpisodeRecord
+from prune_gym.search import resolve_spec
 from prune_gym.storage import write_atomic
 from prune_gym.wrappers import EpisodeBudgetExhausted, EpisodeRecorder
 
@@ -86,11 +87,8 @@ def _train(job: TrainJob) -> dict[str, Any]:
         transfer = get_suite(job.suite).transfer
         if transfer is None:
             raise ValueError(f"suite {job.suite!r} has no transfer track (no train pairs)")
-        envs = []
-        for entry in transfer.train:
-            spec = entry.run_spec(job.agent, job.agent_kwargs, seed=job.seed, device=job.device)
-            env_id, action_type = compatible_environment(job.agent, job.agent_kwargs, entry.env, spec.env_kwargs.get("action_type"))
-            envs.append(spec.replace(env=env_id).with_env(action_type=action_type).make_env())
+        envs = [resolve_spec(entry.run_spec(job.agent, job.agent_kwargs, seed=job.seed, device=job.device)).make_env()
+                for entry in transfer.train]  # each on the environment and action type the agent declares
         sampler = PairSampler(envs, [entry.name for entry in transfer.train], seed=job.seed)
         curve: list[dict[str, Any]] = []
 
